@@ -1,0 +1,57 @@
+"""Development sessions: ``nox`` runs lint, typecheck, tests and docs."""
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", *group("typing"))
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".", *group("tests"))
+    session.run(
+        "pytest",
+        "--cov=openai_runs",
+        "--cov-report=term",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"PYTHONASYNCIODEBUG": "1", "PYTHONDEVMODE": "1"},
+    )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    session.install("-e", ".", *group("docs"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".", *group("bench"))
+    session.run("python", "tests/bench/bench.py", *session.posargs)

@@ -1,0 +1,30 @@
+"""An asyncio SDK for the OpenAI Assistants Runs API.
+
+Start with :class:`RunsClient`; the models are in :mod:`openai_runs.models`,
+the errors in :mod:`openai_runs.exceptions`, authentication schemes in
+:mod:`openai_runs.auth`, and the emulator in :mod:`openai_runs.testing`.
+"""
+
+from ._client import Runs, RunsClient, RunSteps
+from ._converter import converter
+from ._http import Response
+from ._pagination import AsyncPager
+from ._retry import RetryPolicy
+from .exceptions import OpenAIRunsError
+from .models import Run, RunStatus, RunStep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncPager",
+    "OpenAIRunsError",
+    "Response",
+    "RetryPolicy",
+    "Run",
+    "RunStatus",
+    "RunStep",
+    "RunSteps",
+    "Runs",
+    "RunsClient",
+    "converter",
+]

@@ -1,0 +1,156 @@
+"""The one cattrs converter that turns API JSON into models and back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.strategies import configure_tagged_union
+
+from . import models as m
+
+__all__ = ["converter"]
+
+converter = cattrs.Converter(omit_if_default=False)
+"""The configured :class:`cattrs.Converter` for every model of this package.
+
+Use it to structure stored or webhook JSON into models, and to turn models
+back into the API's JSON::
+
+    run = openai_runs.converter.structure(payload, openai_runs.Run)
+    payload = openai_runs.converter.unstructure(run)
+
+Unknown keys land in each model's ``extra`` and are written back on
+unstructure; unknown enum values stay plain strings; unknown ``type`` tags
+structure into the ``Unknown…`` variants.
+"""
+
+
+def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
+    """Structure *cl*, collecting keys it has no field for into ``extra``."""
+    known = frozenset(a.name for a in attrs.fields(cl)) - {"extra"}
+    base: Callable[[Any, Any], Any] = make_dict_structure_fn(
+        cl, converter, extra=override(omit=True)
+    )
+
+    def structure(data: Any, _: Any) -> Any:
+        obj = base(data, cl)
+        if not known.issuperset(data):
+            # object.__setattr__ is how attrs itself sets frozen fields.
+            extra = {k: v for k, v in data.items() if k not in known}
+            object.__setattr__(obj, "extra", extra)
+        return obj
+
+    return structure
+
+
+def _model_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
+    """Unstructure *cl*, writing ``extra`` back beside the known keys."""
+    base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cl, converter, extra=override(omit=True)
+    )
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        data: dict[str, Any] = base(obj)
+        if obj.extra:
+            return {**obj.extra, **data}
+        return data
+
+    return unstructure
+
+
+def _is_model(cl: Any) -> bool:
+    return attrs.has(cl) and any(a.name == "extra" for a in attrs.fields(cl))
+
+
+converter.register_structure_hook_factory(_is_model, _model_structure_hook)
+converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
+
+
+def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
+    """Structure a known value into *enum*, keep an unknown one as a string."""
+    members: dict[str, StrEnum] = {e.value: e for e in enum}
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return members.get(value, value)
+
+    return structure
+
+
+for _enum in (m.RunStatus, m.RunStepStatus):
+    converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
+
+
+def _str_or(model: Any) -> Callable[[Any, Any], Any]:
+    """Structure ``str | X | None``: a string stays a string, an object is an X."""
+    hook = converter.get_structure_hook(model)
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return hook(value, model)
+
+    return structure
+
+
+def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
+    """Tag *union* by its ``type`` key, with *unknown* for types added later."""
+    configure_tagged_union(
+        union,
+        converter,
+        tag_generator=lambda cl: tags.get(cl, ""),
+        tag_name="type",
+        default=unknown,
+    )
+    # Every variant keeps ``type`` as a field, so unstructure by the value's own
+    # class: the strategy's hook would overwrite an unknown variant's tag.
+    converter.register_unstructure_hook(
+        union, lambda v: converter.unstructure(v, v.__class__)
+    )
+
+
+_tagged(
+    m.Tool,
+    m.UnknownTool,
+    {
+        m.CodeInterpreterTool: "code_interpreter",
+        m.FileSearchTool: "file_search",
+        m.FunctionTool: "function",
+    },
+)
+_tagged(
+    m.ResponseFormat,
+    m.UnknownResponseFormat,
+    {
+        m.ResponseFormatText: "text",
+        m.ResponseFormatJsonObject: "json_object",
+        m.ResponseFormatJsonSchema: "json_schema",
+    },
+)
+_tagged(
+    m.CodeOutput,
+    m.UnknownCodeOutput,
+    {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
+)
+_tagged(
+    m.StepToolCall,
+    m.UnknownStepToolCall,
+    {
+        m.CodeInterpreterCall: "code_interpreter",
+        m.FileSearchCall: "file_search",
+        m.FunctionCall: "function",
+    },
+)
+_tagged(
+    m.StepDetails,
+    m.UnknownStepDetails,
+    {m.MessageCreationDetails: "message_creation", m.ToolCallsDetails: "tool_calls"},
+)
+for _model in (m.NamedToolChoice, m.ResponseFormat):
+    converter.register_structure_hook(str | _model | None, _str_or(_model))

@@ -1,0 +1,144 @@
+"""The one HTTP choke point: build the URL and headers, send, return the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from .auth import Auth
+from .exceptions import APIConnectionError, APITimeoutError
+
+__all__ = ["Response", "Transport"]
+
+logger = logging.getLogger("openai_runs")
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Response(Generic[T]):
+    """A parsed model together with the HTTP answer it came from.
+
+    Attributes:
+        parsed: The model built from the body.
+        status_code: The HTTP status.
+        headers: The response headers (case-insensitive).
+    """
+
+    parsed: T
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` header, for support tickets and logs."""
+        return self.headers.get("x-request-id")
+
+    @property
+    def poll_after_ms(self) -> int | None:
+        """The ``openai-poll-after-ms`` hint: when to look at the run again."""
+        value = self.headers.get("openai-poll-after-ms")
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            return None
+
+
+@attrs.define
+class Transport:
+    """Sends requests with one :class:`aiohttp.ClientSession`.
+
+    Uses the caller's session when given one and never closes it; otherwise
+    opens its own on first use and closes it in :meth:`aclose`.
+    """
+
+    base_url: str
+    auth: Auth
+    headers: dict[str, str]
+    query: list[tuple[str, str]]
+    timeout: float
+    session: aiohttp.ClientSession | None = None
+    owns_session: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.owns_session = self.session is None
+        self.base_url = self.base_url.rstrip("/")
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None or (self.owns_session and self.session.closed):
+            # Redirects are refused below, so credentials never follow one to
+            # another origin; TLS verification stays aiohttp's default (on).
+            self.session = aiohttp.ClientSession()
+        return self.session
+
+    async def request(
+        self,
+        method: str,
+        path: Sequence[str],
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one request and read the whole answer.
+
+        Args:
+            method: The HTTP method.
+            path: Path segments after the base URL; each is percent-encoded.
+            params: Query parameters, after the client's default ones.
+            body: A JSON-encoded body, or *None* for none.
+            timeout: Seconds for the whole exchange; the client default if *None*.
+
+        Returns:
+            The status, the headers and the raw body.
+
+        Raises:
+            APITimeoutError: No complete answer in time.
+            APIConnectionError: The connection failed or broke.
+        """
+        url = self.base_url + "/" + "/".join(quote(p, safe="") for p in path)
+        query = [*self.query, *params]
+        if query:
+            url += "?" + urlencode(query)
+        headers = {**self.headers, **await self.auth.headers()}
+        data = None
+        if body is not None:
+            data = body
+            headers["Content-Type"] = "application/json"
+        where = f"{method} /{'/'.join(path)}"
+        started = time.monotonic()
+        try:
+            async with self._session().request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+        except TimeoutError as exc:
+            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s -> %d in %.1f ms (request id %s)",
+                where,
+                resp.status,
+                (time.monotonic() - started) * 1000,
+                resp.headers.get("x-request-id"),
+            )
+        return resp.status, resp.headers, raw
+
+    async def aclose(self) -> None:
+        """Close the session if this transport opened it."""
+        if self.owns_session and self.session is not None:
+            await self.session.close()

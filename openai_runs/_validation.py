@@ -1,0 +1,113 @@
+"""Checks on arguments, run before any request is sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from .exceptions import InvalidRequestError
+
+ORDERS: Final = frozenset({"asc", "desc"})
+STEP_INCLUDES: Final = frozenset(
+    {"step_details.tool_calls[*].file_search.results[*].content"}
+)
+METADATA_MAX_KEYS: Final = 16
+METADATA_MAX_KEY_LENGTH: Final = 64
+METADATA_MAX_VALUE_LENGTH: Final = 512
+
+# An id is one path segment: nothing that could end it (/ ? #), climb out of
+# it (. and ..), or that a server might fold (whitespace, control characters).
+_UNSAFE_ID = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
+
+
+def check_id(name: str, value: object) -> str:
+    """Return *value* if it is safe as one URL path segment."""
+    if not isinstance(value, str):
+        raise InvalidRequestError(name, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidRequestError(name, "must not be empty")
+    if value in {".", ".."} or _UNSAFE_ID.search(value):
+        raise InvalidRequestError(
+            name,
+            f"{value[:80]!r} is not a valid id: ids may not contain '/', '?', "
+            "'#', '%', '\\', whitespace or control characters, nor be '.' or '..'",
+        )
+    return value
+
+
+def check_metadata(metadata: object) -> Mapping[str, str] | None:
+    """Return *metadata* if it fits the API's limits (16 keys, 64/512 chars)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise InvalidRequestError(
+            "metadata", f"must be a mapping, not {type(metadata).__name__}"
+        )
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise InvalidRequestError(
+            "metadata", f"has {len(metadata)} keys; at most {METADATA_MAX_KEYS} allowed"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise InvalidRequestError("metadata", f"key {key!r} is not a string")
+        if len(key) > METADATA_MAX_KEY_LENGTH:
+            raise InvalidRequestError(
+                "metadata",
+                f"key {key[:20]!r}... is {len(key)} characters; "
+                f"at most {METADATA_MAX_KEY_LENGTH} allowed",
+            )
+        if not isinstance(value, str):
+            raise InvalidRequestError(
+                "metadata",
+                f"value of {key!r} must be a string, not {type(value).__name__}",
+            )
+        if len(value) > METADATA_MAX_VALUE_LENGTH:
+            raise InvalidRequestError(
+                "metadata",
+                f"value of {key!r} is {len(value)} characters; "
+                f"at most {METADATA_MAX_VALUE_LENGTH} allowed",
+            )
+    return metadata
+
+
+def list_params(
+    limit: int | None, order: str | None, after: str | None, before: str | None
+) -> dict[str, str]:
+    """Check the paging arguments and return them as query parameters."""
+    params: dict[str, str] = {}
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidRequestError("limit", "must be an integer")
+        if not 1 <= limit <= 100:
+            raise InvalidRequestError(
+                "limit", f"must be between 1 and 100, not {limit}"
+            )
+        params["limit"] = str(limit)
+    if order is not None:
+        if order not in ORDERS:
+            raise InvalidRequestError(
+                "order", f"must be 'asc' or 'desc', not {order!r}"
+            )
+        params["order"] = order
+    if after is not None:
+        params["after"] = check_id("after", after)
+    if before is not None:
+        params["before"] = check_id("before", before)
+    return params
+
+
+def check_include(include: Iterable[str] | None) -> list[str]:
+    """Return the ``include[]`` values if each is one the API knows."""
+    if include is None:
+        return []
+    if isinstance(include, str):
+        raise InvalidRequestError("include", "must be a list of strings, not a string")
+    values = list(include)
+    for value in values:
+        if value not in STEP_INCLUDES:
+            raise InvalidRequestError(
+                "include",
+                f"unknown value {value!r}; known: {', '.join(sorted(STEP_INCLUDES))}",
+            )
+    return values

@@ -1,0 +1,90 @@
+"""How requests prove who they come from.
+
+Three schemes cover the servers that speak the Runs API:
+
+- :class:`BearerAuth`: ``Authorization: Bearer KEY``, OpenAI's and most
+  compatible servers'.
+- :class:`ApiKeyAuth`: a key in its own header, ``api-key`` for Azure OpenAI.
+- :class:`TokenAuth`: a short-lived token from an async provider, such as
+  Microsoft Entra ID; fetched when needed and refreshed before it expires.
+
+Keys and tokens never appear in a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import attrs
+
+__all__ = ["ApiKeyAuth", "Auth", "BearerAuth", "TokenAuth"]
+
+
+class Auth(Protocol):
+    """Anything that can produce the authentication headers of a request."""
+
+    async def headers(self) -> dict[str, str]:
+        """Return the headers that authenticate the next request."""
+        ...  # pragma: no cover
+
+
+@attrs.frozen
+class BearerAuth:
+    """Send *api_key* as ``Authorization: Bearer …``."""
+
+    api_key: str = attrs.field(repr=False)
+
+    async def headers(self) -> dict[str, str]:
+        """Return the ``Authorization`` header."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@attrs.frozen
+class ApiKeyAuth:
+    """Send *api_key* in the header *header* (``api-key``, as Azure expects)."""
+
+    api_key: str = attrs.field(repr=False)
+    header: str = "api-key"
+
+    async def headers(self) -> dict[str, str]:
+        """Return the key header."""
+        return {self.header: self.api_key}
+
+
+@attrs.define
+class TokenAuth:
+    """Send a bearer token from *provider*, refreshed before it expires.
+
+    *provider* is an async callable returning ``(token, expires_on)``, with
+    *expires_on* in Unix seconds: the shape of azure-identity's
+    ``AccessToken``, so an Entra ID credential plugs in directly::
+
+        credential = DefaultAzureCredential()
+        auth = TokenAuth(
+            lambda: credential.get_token("https://cognitiveservices.azure.com/.default")
+        )
+
+    Concurrent requests share one refresh.
+
+    Args:
+        provider: Returns a fresh token and its expiry.
+        refresh_margin: Seconds before expiry at which a token is replaced.
+    """
+
+    provider: Callable[[], Awaitable[tuple[str, float]]] = attrs.field(repr=False)
+    refresh_margin: float = 300.0
+    _token: str = attrs.field(default="", init=False, repr=False)
+    _expires_on: float = attrs.field(default=0.0, init=False, repr=False)
+    _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False, repr=False)
+
+    async def headers(self) -> dict[str, str]:
+        """Return the ``Authorization`` header, refreshing the token if due."""
+        if time.time() >= self._expires_on - self.refresh_margin:
+            async with self._lock:
+                if time.time() >= self._expires_on - self.refresh_margin:
+                    token, expires_on = await self.provider()
+                    self._token, self._expires_on = token, float(expires_on)
+        return {"Authorization": f"Bearer {self._token}"}

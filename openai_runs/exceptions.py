@@ -1,0 +1,261 @@
+"""Every error this package raises, rooted at :class:`OpenAIRunsError`.
+
+::
+
+    OpenAIRunsError
+    ├── InvalidRequestError (also ValueError)   bad input, caught before sending
+    ├── APIConnectionError                      no HTTP answer came back
+    │   └── APITimeoutError                     ... in time
+    ├── APIResponseError                        an answer we could not use
+    │   ├── APIStatusError                      an HTTP error status
+    │   │   ├── BadRequestError                 400
+    │   │   ├── AuthenticationError             401
+    │   │   ├── PermissionDeniedError           403
+    │   │   ├── NotFoundError                   404
+    │   │   ├── ConflictError                   409
+    │   │   ├── UnprocessableEntityError        422
+    │   │   ├── RateLimitError                  429
+    │   │   │   └── InsufficientQuotaError      429 insufficient_quota
+    │   │   └── InternalServerError             5xx
+    │   └── APIDecodeError                      a body that is not what the API sends
+    └── WatchTimeoutError                       a watch outlived its deadline
+
+The names follow openai-python's where they mean the same thing. No message,
+attribute or repr here ever holds the API key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Run
+
+__all__ = [
+    "APIConnectionError",
+    "APIDecodeError",
+    "APIResponseError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InsufficientQuotaError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OpenAIRunsError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+    "WatchTimeoutError",
+    "error_from_response",
+]
+
+EXCERPT_LIMIT = 500
+"""How many characters of an unusable body an error keeps."""
+
+
+class OpenAIRunsError(Exception):
+    """The root of every error this package raises."""
+
+
+class InvalidRequestError(OpenAIRunsError, ValueError):
+    """An argument was refused before any request was sent.
+
+    Attributes:
+        param: The name of the argument that was wrong.
+    """
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+class APIConnectionError(OpenAIRunsError):
+    """The request got no HTTP answer: refused, reset, or DNS failed."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request got no complete answer within its timeout."""
+
+
+class APIResponseError(OpenAIRunsError):
+    """The server answered, but not with what we asked for.
+
+    Attributes:
+        status_code: The HTTP status.
+        request_id: The ``x-request-id`` header, for support tickets.
+        headers: All response headers.
+        body: The decoded JSON body, or *None* if it was not JSON.
+        excerpt: The start of the raw body (at most 500 characters).
+        retry_after: Seconds the server asked us to wait, when that was more
+            than the retry policy would sleep; *None* otherwise.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: Any = None,
+        excerpt: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.request_id: str | None = headers.get("x-request-id")
+        self.body = body
+        self.excerpt = excerpt
+        self.retry_after: float | None = None
+        suffix = f" (request id {self.request_id})" if self.request_id else ""
+        super().__init__(f"{message}{suffix}")
+        self.message = message
+
+
+class APIStatusError(APIResponseError):
+    """The API answered with an error status.
+
+    Attributes:
+        type: The API error's ``type``, e.g. ``invalid_request_error``.
+        code: The API error's ``code``, e.g. ``rate_limit_exceeded``.
+        param: The parameter the API blamed, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: Any = None,
+        excerpt: str = "",
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status_code=status_code,
+            headers=headers,
+            body=body,
+            excerpt=excerpt,
+        )
+        self.type = type
+        self.code = code
+        self.param = param
+
+
+class BadRequestError(APIStatusError):
+    """400: the API refused the request as malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key or token is missing, wrong or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such thread, run or step, or no such endpoint."""
+
+
+class ConflictError(APIStatusError):
+    """409: the resource changed under the request; retried by default."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but could not be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; retried by default, honouring the server's hint."""
+
+
+class InsufficientQuotaError(RateLimitError):
+    """429 with code ``insufficient_quota``: a billing problem, never retried."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed; retried by default."""
+
+
+class APIDecodeError(APIResponseError):
+    """The body was not JSON, or not the shape the API documents."""
+
+
+class WatchTimeoutError(OpenAIRunsError):
+    """A watch reached its deadline before the run ended.
+
+    Attributes:
+        run: The last state of the run that the watch saw (after a timed
+            cancel, the run's final state), or *None* if no poll succeeded.
+    """
+
+    def __init__(self, message: str, run: Run | None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> APIResponseError:
+    """Map an HTTP error answer to the exception that describes it.
+
+    Args:
+        status: The HTTP status (400 or more).
+        headers: The response headers.
+        body: The raw response body.
+
+    Returns:
+        An :class:`APIStatusError` subclass chosen by *status*, carrying the
+        API error's ``type``, ``code``, ``param`` and ``message``.
+    """
+    text = body.decode("utf-8", "replace")
+    excerpt = text[:EXCERPT_LIMIT]
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    code = _str_or_none(error.get("code"))
+    message = _str_or_none(error.get("message")) or (
+        f"HTTP {status}: {excerpt!r}" if excerpt else f"HTTP {status}"
+    )
+    if status == 429 and code == "insufficient_quota":
+        cls: type[APIStatusError] = InsufficientQuotaError
+    elif status >= 500:
+        cls = InternalServerError
+    else:
+        cls = _BY_STATUS.get(status, APIStatusError)
+    return cls(
+        message,
+        status_code=status,
+        headers=headers,
+        body=data,
+        excerpt=excerpt,
+        type=_str_or_none(error.get("type")),
+        code=code,
+        param=_str_or_none(error.get("param")),
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

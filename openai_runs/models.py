@@ -1,0 +1,662 @@
+"""The objects of the Runs API, as frozen attrs classes.
+
+Field names are the API's JSON keys. Every model keeps the keys this version
+does not know in :attr:`extra <Run.extra>`, and enum-like fields hold a
+:class:`~enum.StrEnum` member for the values we know and the plain string for
+values the API adds later, so a newer server never breaks parsing.
+
+Timestamps stay the API's Unix seconds (``int``); :func:`as_datetime` turns
+one into an aware :class:`~datetime.datetime`.
+
+Models are built from JSON by :data:`openai_runs.converter`::
+
+    from openai_runs import Run, converter
+
+    run = converter.structure(payload, Run)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import StrEnum
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "CodeInterpreterCall",
+    "CodeInterpreterCallDetails",
+    "CodeInterpreterTool",
+    "CodeOutput",
+    "CodeOutputImage",
+    "CodeOutputImageFile",
+    "CodeOutputLogs",
+    "FileSearchCall",
+    "FileSearchCallDetails",
+    "FileSearchOptions",
+    "FileSearchRankingOptions",
+    "FileSearchResult",
+    "FileSearchResultContent",
+    "FileSearchTool",
+    "FunctionCall",
+    "FunctionCallDetails",
+    "FunctionDefinition",
+    "FunctionTool",
+    "IncompleteDetails",
+    "JsonSchemaFormat",
+    "LastError",
+    "MessageCreation",
+    "MessageCreationDetails",
+    "NamedToolChoice",
+    "NamedToolChoiceFunction",
+    "Page",
+    "RequiredAction",
+    "ResponseFormat",
+    "ResponseFormatJsonObject",
+    "ResponseFormatJsonSchema",
+    "ResponseFormatText",
+    "Run",
+    "RunStatus",
+    "RunStep",
+    "RunStepStatus",
+    "StepDetails",
+    "StepToolCall",
+    "SubmitToolOutputs",
+    "Tool",
+    "ToolCall",
+    "ToolCallFunction",
+    "ToolCallsDetails",
+    "TruncationStrategy",
+    "UnknownCodeOutput",
+    "UnknownResponseFormat",
+    "UnknownStepDetails",
+    "UnknownStepToolCall",
+    "UnknownTool",
+    "Usage",
+    "as_datetime",
+]
+
+T = TypeVar("T")
+
+
+def _extra() -> Any:
+    """Keys the API sent that this version has no field for."""
+    return attrs.field(factory=dict, kw_only=True, repr=False)
+
+
+def as_datetime(timestamp: int | None) -> _dt.datetime | None:
+    """Turn one of the API's Unix timestamps into an aware UTC datetime.
+
+    Args:
+        timestamp: Seconds since the epoch, as the API sends them, or *None*.
+
+    Returns:
+        The moment in UTC, or *None* when *timestamp* is *None*.
+    """
+    if timestamp is None:
+        return None
+    return _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC)
+
+
+class RunStatus(StrEnum):
+    """The statuses of a run that this version knows.
+
+    A run goes ``queued`` → ``in_progress`` → one of the terminal statuses.
+    ``requires_action`` is not an end: the run waits for tool outputs.
+    A cancel goes through ``cancelling`` before ``cancelled``.
+    """
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    REQUIRES_ACTION = "requires_action"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    EXPIRED = "expired"
+
+
+TERMINAL_STATUSES: Final = frozenset(
+    {
+        RunStatus.CANCELLED,
+        RunStatus.FAILED,
+        RunStatus.COMPLETED,
+        RunStatus.INCOMPLETE,
+        RunStatus.EXPIRED,
+    }
+)
+"""The statuses after which a run never changes again."""
+
+
+class RunStepStatus(StrEnum):
+    """The statuses of a run step that this version knows."""
+
+    IN_PROGRESS = "in_progress"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+# --- Tools a run may use ----------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterTool:
+    """The code interpreter tool."""
+
+    type: str = "code_interpreter"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchRankingOptions:
+    """How file search ranks its results.
+
+    Attributes:
+        score_threshold: Results below this score (0 to 1) are dropped.
+        ranker: The ranker, ``auto`` or a dated ranker name.
+    """
+
+    score_threshold: float
+    ranker: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchOptions:
+    """Settings of the file search tool."""
+
+    max_num_results: int | None = None
+    ranking_options: FileSearchRankingOptions | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchTool:
+    """The file search tool."""
+
+    type: str = "file_search"
+    file_search: FileSearchOptions | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionDefinition:
+    """A function the model may call.
+
+    Attributes:
+        name: The function's name.
+        description: What the function does, for the model.
+        parameters: The arguments, as a JSON Schema object.
+        strict: Whether the model must follow the schema exactly.
+    """
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionTool:
+    """A function tool, served by the caller through tool outputs."""
+
+    function: FunctionDefinition
+    type: str = "function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownTool:
+    """A tool of a type this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+Tool = CodeInterpreterTool | FileSearchTool | FunctionTool | UnknownTool
+
+
+# --- Run settings -----------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TruncationStrategy:
+    """How the thread is truncated before the run.
+
+    Attributes:
+        type: ``auto`` or ``last_messages``.
+        last_messages: How many recent messages to keep, for ``last_messages``.
+    """
+
+    type: str
+    last_messages: int | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class NamedToolChoiceFunction:
+    """The function a named tool choice forces."""
+
+    name: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class NamedToolChoice:
+    """Forces one tool: ``type`` names it, ``function`` picks the function."""
+
+    type: str
+    function: NamedToolChoiceFunction | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFormatText:
+    """Plain text responses."""
+
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFormatJsonObject:
+    """JSON mode: the model answers with a JSON object."""
+
+    type: str = "json_object"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class JsonSchemaFormat:
+    """A named JSON Schema that structured outputs follow."""
+
+    name: str
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFormatJsonSchema:
+    """Structured outputs that follow *json_schema*."""
+
+    json_schema: JsonSchemaFormat
+    type: str = "json_schema"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownResponseFormat:
+    """A response format this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+ResponseFormat = (
+    ResponseFormatText
+    | ResponseFormatJsonObject
+    | ResponseFormatJsonSchema
+    | UnknownResponseFormat
+)
+
+
+# --- The run ----------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallFunction:
+    """The function a tool call asks for, with its arguments as a JSON string."""
+
+    name: str
+    arguments: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ToolCall:
+    """One tool call that the run waits on; answer it by its *id*."""
+
+    id: str
+    type: str
+    function: ToolCallFunction
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class SubmitToolOutputs:
+    """The tool calls that need outputs before the run can go on."""
+
+    tool_calls: list[ToolCall]
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RequiredAction:
+    """What a run in ``requires_action`` waits for."""
+
+    type: str
+    submit_tool_outputs: SubmitToolOutputs
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class LastError:
+    """Why a run or a step failed.
+
+    Attributes:
+        code: ``server_error``, ``rate_limit_exceeded``, ``invalid_prompt``,
+            or a code added later.
+        message: A human-readable description.
+    """
+
+    code: str
+    message: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class IncompleteDetails:
+    """Why a run ended ``incomplete``: a token limit named by *reason*."""
+
+    reason: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Tokens used by a run or a step."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class Run:
+    """A run: one execution of an assistant on a thread.
+
+    The API sends every field; the defaults below only make the models
+    usable with the API reference's own examples, which omit some.
+
+    Attributes:
+        id: The run's id, ``run_…``.
+        status: A :class:`RunStatus`, or the plain string of a status added
+            after this version.
+        required_action: Set while the run is ``requires_action``.
+        extra: Keys the API sent that this version does not know.
+    """
+
+    id: str
+    object: str = "thread.run"
+    created_at: int
+    thread_id: str
+    assistant_id: str
+    status: RunStatus | str
+    required_action: RequiredAction | None = None
+    last_error: LastError | None = None
+    expires_at: int | None = None
+    started_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+    incomplete_details: IncompleteDetails | None = None
+    model: str | None = None
+    instructions: str | None = None
+    tools: list[Tool] = attrs.field(factory=list)
+    metadata: dict[str, str] | None = None
+    usage: Usage | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: str | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: str | ResponseFormat | None = None
+    extra: dict[str, Any] = _extra()
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has ended and will never change again.
+
+        A status this version does not know counts as terminal only when the
+        run carries a terminal timestamp (``completed_at``, ``failed_at``,
+        ``cancelled_at``).
+        """
+        if self.status in TERMINAL_STATUSES:
+            return True
+        if isinstance(self.status, RunStatus):
+            return False
+        return any((self.completed_at, self.failed_at, self.cancelled_at))
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the run waits on; empty unless ``requires_action``."""
+        if self.required_action is None:
+            return []
+        return self.required_action.submit_tool_outputs.tool_calls
+
+
+# --- Run steps --------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class MessageCreation:
+    """The message a step created."""
+
+    message_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class MessageCreationDetails:
+    """Details of a ``message_creation`` step."""
+
+    message_creation: MessageCreation
+    type: str = "message_creation"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeOutputLogs:
+    """Text the code interpreter printed."""
+
+    logs: str
+    type: str = "logs"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeOutputImageFile:
+    """The file of an image the code interpreter made."""
+
+    file_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeOutputImage:
+    """An image the code interpreter made."""
+
+    image: CodeOutputImageFile
+    type: str = "image"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownCodeOutput:
+    """A code interpreter output this version does not know."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+CodeOutput = CodeOutputLogs | CodeOutputImage | UnknownCodeOutput
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCallDetails:
+    """The code the interpreter ran and what came out."""
+
+    input: str
+    outputs: list[CodeOutput]
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCall:
+    """A code interpreter tool call in a step."""
+
+    id: str
+    code_interpreter: CodeInterpreterCallDetails
+    type: str = "code_interpreter"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchResultContent:
+    """Content of a file search result (sent only when included)."""
+
+    type: str | None = None
+    text: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchResult:
+    """One file that file search found."""
+
+    file_id: str
+    file_name: str
+    score: float
+    content: list[FileSearchResultContent] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchCallDetails:
+    """The ranking used and the results of a file search."""
+
+    ranking_options: FileSearchRankingOptions | None = None
+    results: list[FileSearchResult] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchCall:
+    """A file search tool call in a step."""
+
+    id: str
+    file_search: FileSearchCallDetails
+    type: str = "file_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallDetails:
+    """A function call with its output, once submitted."""
+
+    name: str
+    arguments: str
+    output: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCall:
+    """A function tool call in a step."""
+
+    id: str
+    function: FunctionCallDetails
+    type: str = "function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownStepToolCall:
+    """A step tool call of a type this version does not know."""
+
+    type: str
+    id: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+StepToolCall = CodeInterpreterCall | FileSearchCall | FunctionCall | UnknownStepToolCall
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallsDetails:
+    """Details of a ``tool_calls`` step."""
+
+    tool_calls: list[StepToolCall]
+    type: str = "tool_calls"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownStepDetails:
+    """Step details of a type this version does not know."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+StepDetails = MessageCreationDetails | ToolCallsDetails | UnknownStepDetails
+
+
+@attrs.frozen(kw_only=True)
+class RunStep:
+    """One step of a run: a message it created or tool calls it made.
+
+    Attributes:
+        id: The step's id, ``step_…``.
+        type: ``message_creation``, ``tool_calls``, or a type added later.
+        status: A :class:`RunStepStatus`, or the plain string of a newer one.
+        step_details: The details, a variant chosen by its ``type``.
+        extra: Keys the API sent that this version does not know.
+    """
+
+    id: str
+    object: str = "thread.run.step"
+    created_at: int
+    assistant_id: str
+    thread_id: str
+    run_id: str
+    type: str
+    status: RunStepStatus | str
+    step_details: StepDetails
+    last_error: LastError | None = None
+    expired_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+    metadata: dict[str, str] | None = None
+    usage: Usage | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[T]):
+    """One page of a list: its items and where it sits.
+
+    Attributes:
+        data: The items of this page.
+        first_id: The id of the first item, for paging backwards.
+        last_id: The id of the last item, for paging forwards.
+        has_more: Whether more items follow in the direction of paging.
+    """
+
+    data: list[T]
+    object: str = "list"
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+    extra: dict[str, Any] = _extra()
