@@ -90,9 +90,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def retrying(policy: RetryPolicy, max_retries: int) -> tenacity.AsyncRetrying:
     """Build the tenacity controller for one request under *policy*."""
-    backoff = tenacity.wait_exponential_jitter(
-        initial=policy.initial, max=policy.maximum, jitter=policy.jitter
-    )
+    backoff = tenacity.wait_exponential(
+        multiplier=policy.initial, max=policy.maximum
+    ) + tenacity.wait_random(0, policy.jitter)
 
     def should_retry(exc: BaseException) -> bool:
         if not is_transient(exc):
