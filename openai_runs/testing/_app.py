@@ -1,0 +1,511 @@
+"""The emulator's aiohttp application: the Runs API and the control channel.
+
+The API lives in a sub-application mounted at the prefix (`/v1`), whose
+middleware counts requests, checks the key and the beta header, and applies
+faults. The control channel lives at `/_emulator` on the root application
+and needs no key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ._clock import ManualClock
+from ._script import Fault, RunScript, converter
+from ._state import (
+    FILE_SEARCH_CONTENT,
+    JSON,
+    ApiError,
+    EmulatorState,
+    check_metadata,
+    new_id,
+)
+
+STATE = web.AppKey("state", EmulatorState)
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class Access:
+    """Who may call the API.
+
+    Attributes:
+        api_key: The key to require, `None` to accept any request.
+        require_beta: Whether to require `OpenAI-Beta: assistants=v2`.
+    """
+
+    api_key: str | None
+    require_beta: bool
+
+
+ACCESS = web.AppKey("access", Access)
+
+_CREATE_RUN = frozenset(
+    {
+        "assistant_id", "model", "reasoning_effort", "instructions",
+        "additional_instructions", "additional_messages", "tools", "metadata",
+        "temperature", "top_p", "stream", "max_prompt_tokens",
+        "max_completion_tokens", "truncation_strategy", "tool_choice",
+        "parallel_tool_calls", "response_format",
+    }
+)  # fmt: skip
+_CREATE_THREAD_AND_RUN = (
+    _CREATE_RUN - {"reasoning_effort", "additional_instructions", "additional_messages"}
+) | {"thread", "tool_resources"}
+_CREATE_THREAD = frozenset({"messages", "tool_resources", "metadata"})
+_FAULT_ERRORS = {
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    502: ("Bad gateway.", "server_error", None),
+    503: (
+        "The engine is currently overloaded, please try again later.",
+        "server_error",
+        None,
+    ),
+}
+
+
+def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Application:
+    """Return the emulator's application.
+
+    Args:
+        state: The emulator's state.
+        prefix: Where the API is mounted, such as `/v1`.
+        access: The key and header requirements of the API.
+    """
+    api = web.Application(middlewares=[_api_middleware])
+    api.add_routes(
+        [
+            web.post("/threads", _create_thread),
+            web.post("/threads/runs", _create_thread_and_run),
+            web.get("/threads/{thread_id}/runs", _list_runs),
+            web.post("/threads/{thread_id}/runs", _create_run),
+            web.get("/threads/{thread_id}/runs/{run_id}", _get_run, name="get_run"),
+            web.post("/threads/{thread_id}/runs/{run_id}", _modify_run),
+            web.post("/threads/{thread_id}/runs/{run_id}/cancel", _cancel_run),
+            web.get("/threads/{thread_id}/runs/{run_id}/steps", _list_steps),
+            web.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", _get_step),
+            web.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", _submit),
+        ]
+    )
+    app = web.Application(middlewares=[_error_middleware])
+    app[STATE] = state
+    app[ACCESS] = access
+    app.add_routes(
+        [
+            web.get("/_emulator/stats", _stats),
+            web.post("/_emulator/clock/advance", _advance_clock),
+            web.get("/_emulator/faults", _list_faults),
+            web.post("/_emulator/faults", _add_fault),
+            web.delete("/_emulator/faults", _clear_faults),
+            web.post("/_emulator/runs/{run_id}/script", _rescript),
+            web.put("/_emulator/scripts/{name}", _put_script),
+        ]
+    )
+    app.add_subapp(prefix, api)
+    app.on_response_prepare.append(_add_request_id)
+    return app
+
+
+async def _add_request_id(_: web.Request, response: web.StreamResponse) -> None:
+    response.headers["x-request-id"] = new_id("req")
+
+
+@web.middleware
+async def _error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return web.json_response(error.body, status=error.status, headers=error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        # The API answers unknown paths and methods with its error body too.
+        message = (
+            f"Invalid URL ({request.method} {request.path})"
+            if error.status in (404, 405)
+            else error.reason
+        )
+        return web.json_response(
+            ApiError(error.status, message).body, status=error.status
+        )
+
+
+@web.middleware
+async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.config_dict[STATE]
+    run_id = request.match_info.get("run_id")
+    state.counts.record(run_id, retrieve=request.match_info.route.name == "get_run")
+    _check_access(request, request.config_dict[ACCESS])
+    fault = state.draw_fault(run_id)
+    if fault is None:
+        return await handler(request)
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.disconnect:
+        if request.transport is not None:
+            request.transport.close()
+        raise asyncio.CancelledError
+    if fault.status is not None:
+        raise _fault_error(fault.status, fault.retry_after)
+    response = await handler(request)
+    if fault.body is not None and isinstance(response, web.Response):
+        body = bytes(response.body or b"")  # type: ignore[arg-type]
+        response.body = (
+            body[: len(body) // 2] if fault.body == "truncated" else b"{'id': run_, ]"
+        )
+    return response
+
+
+def _check_access(request: web.Request, access: Access) -> None:
+    if access.api_key is not None:
+        bearer = request.headers.get("Authorization", "")
+        key = request.headers.get("api-key") or bearer.removeprefix("Bearer ").strip()
+        if not key:
+            raise ApiError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in "
+                "an Authorization header using Bearer auth (i.e. Authorization: "
+                "Bearer YOUR_KEY).",
+            )
+        if key != access.api_key:
+            raise ApiError(
+                401,
+                f"Incorrect API key provided: {key[:3]}***{key[-4:]}.",
+                code="invalid_api_key",
+            )
+    betas = request.headers.get("OpenAI-Beta", "").split(",")
+    if access.require_beta and "assistants=v2" not in (b.strip() for b in betas):
+        raise ApiError(
+            400,
+            "You must provide the 'OpenAI-Beta' header to access the Assistants "
+            "API. Please try again by setting the header 'OpenAI-Beta: "
+            "assistants=v2'.",
+            code="invalid_beta",
+        )
+
+
+def _fault_error(status: int, retry_after: float | None) -> ApiError:
+    message, kind, code = _FAULT_ERRORS.get(
+        status, ("The emulator injected this error.", "server_error", None)
+    )
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(retry_after))
+        headers["retry-after-ms"] = str(round(retry_after * 1000))
+    return ApiError(status, message, type=kind, code=code, headers=headers)
+
+
+# -- reading requests ---------------------------------------------------------
+
+
+async def _body(
+    request: web.Request, allowed: frozenset[str], required: tuple[str, ...] = ()
+) -> JSON:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. The OpenAI API "
+            "expects a JSON payload.",
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    for key in body:
+        if key not in allowed:
+            raise ApiError(400, f"Unrecognized request argument supplied: {key}")
+    for key in required:
+        if key not in body:
+            raise ApiError(
+                400,
+                f"Missing required parameter: '{key}'.",
+                param=key,
+                code="missing_required_parameter",
+            )
+    return body
+
+
+def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
+    return ApiError(400, f"Invalid '{param}': {message}", param=param, code=code)
+
+
+def _number(body: JSON, key: str, default: Any, low: float, high: float) -> Any:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _invalid(key, "expected a number.", "invalid_type")
+    if not low <= value <= high:
+        raise _invalid(key, f"expected a value within {low}..{high}, got {value}.")
+    return value
+
+
+def _check_tools(tools: object) -> list[JSON]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list) or len(tools) > 20:
+        raise _invalid("tools", "expected an array of at most 20 tools.")
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in ("code_interpreter", "file_search", "function"):
+            raise _invalid(f"tools[{i}].type", f"unknown tool type {kind!r}.")
+        function = tool.get("function")
+        if kind == "function" and not (
+            isinstance(function, dict) and isinstance(function.get("name"), str)
+        ):
+            raise _invalid(f"tools[{i}].function", "a function tool needs a name.")
+    return tools
+
+
+def run_fields(body: JSON) -> JSON:
+    """Return the static `RunObject` fields for a create-run request *body*.
+
+    Raises:
+        ApiError: 400 if a field is invalid.
+    """
+    if not isinstance(body.get("assistant_id"), str):
+        raise _invalid("assistant_id", "expected a string.", "invalid_type")
+    if body.get("stream"):
+        raise _invalid("stream", "the emulator does not stream runs.")
+    tokens = {}
+    for key in ("max_prompt_tokens", "max_completion_tokens"):
+        tokens[key] = _number(body, key, None, 256, math.inf)
+    instructions = "\n".join(
+        text
+        for text in (body.get("instructions"), body.get("additional_instructions"))
+        if text
+    )
+    return {
+        "assistant_id": body["assistant_id"],
+        "model": body.get("model") or "gpt-4o",
+        # RunObject types `instructions` as a string; the API reference's
+        # examples show null, but a string is what the schema promises.
+        "instructions": instructions,
+        "tools": _check_tools(body.get("tools")),
+        "metadata": check_metadata(body.get("metadata")),
+        "temperature": _number(body, "temperature", 1.0, 0, 2),
+        "top_p": _number(body, "top_p", 1.0, 0, 1),
+        **tokens,
+        "truncation_strategy": body.get("truncation_strategy")
+        or {"type": "auto", "last_messages": None},
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "response_format": body.get("response_format") or "auto",
+    }
+
+
+def _page_params(request: web.Request) -> dict[str, Any]:
+    query = request.query
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise _invalid("limit", "expected an integer.", "invalid_type") from None
+    if limit < 1:
+        raise _invalid(
+            "limit",
+            f"integer below minimum value. Expected a value >= 1, but got {limit} "
+            "instead.",
+            "integer_below_min_value",
+        )
+    if limit > 100:
+        raise _invalid(
+            "limit",
+            f"integer above maximum value. Expected a value <= 100, but got {limit} "
+            "instead.",
+            "integer_above_max_value",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise _invalid("order", f"expected one of 'asc' or 'desc', got '{order}'.")
+    return {
+        "limit": limit,
+        "order": order,
+        "after": query.get("after"),
+        "before": query.get("before"),
+    }
+
+
+def _wants_content(request: web.Request) -> bool:
+    include = request.query.getall("include[]", [])
+    for value in include:
+        if value != FILE_SEARCH_CONTENT:
+            raise _invalid("include[]", f"unknown value '{value}'.")
+    return bool(include)
+
+
+def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
+    # The live API sends this hint so that pollers can pace themselves.
+    script = state.runs[payload["id"]].script
+    hint = script.poll_after_ms or state.poll_after_ms
+    headers = {} if hint is None else {"openai-poll-after-ms": str(hint)}
+    return web.json_response(payload, headers=headers)
+
+
+# -- the API ------------------------------------------------------------------
+
+
+async def _create_thread(request: web.Request) -> web.Response:
+    body = await _body(request, _CREATE_THREAD)
+    state = request.config_dict[STATE]
+    return web.json_response(state.create_thread(body.get("metadata")))
+
+
+async def _create_run(request: web.Request) -> web.Response:
+    _wants_content(request)
+    state = request.config_dict[STATE]
+    body = await _body(request, _CREATE_RUN, ("assistant_id",))
+    run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    return _run_response(state, run.to_json())
+
+
+async def _create_thread_and_run(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _body(request, _CREATE_THREAD_AND_RUN, ("assistant_id",))
+    thread = body.get("thread") or {}
+    if not isinstance(thread, dict) or not thread.keys() <= _CREATE_THREAD:
+        raise _invalid("thread", "expected a thread object.")
+    fields = run_fields(body)
+    thread_id = state.create_thread(thread.get("metadata"))["id"]
+    return _run_response(state, state.create_run(thread_id, fields).to_json())
+
+
+async def _list_runs(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    params = _page_params(request)
+    return web.json_response(state.list_runs(request.match_info["thread_id"], **params))
+
+
+async def _get_run(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    info = request.match_info
+    return _run_response(state, state.run(info["thread_id"], info["run_id"]).to_json())
+
+
+async def _modify_run(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _body(request, frozenset({"metadata"}))
+    info = request.match_info
+    payload = state.modify(info["thread_id"], info["run_id"], body.get("metadata"))
+    return _run_response(state, payload)
+
+
+async def _cancel_run(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    info = request.match_info
+    return _run_response(state, state.cancel(info["thread_id"], info["run_id"]))
+
+
+async def _submit(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _body(
+        request, frozenset({"tool_outputs", "stream"}), ("tool_outputs",)
+    )
+    outputs = body["tool_outputs"]
+    if body.get("stream"):
+        raise _invalid("stream", "the emulator does not stream runs.")
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("tool_call_id"), str) for o in outputs
+    ):
+        raise _invalid("tool_outputs", "expected an array of tool outputs.")
+    given = {o["tool_call_id"]: str(o.get("output", "")) for o in outputs}
+    info = request.match_info
+    return _run_response(state, state.submit(info["thread_id"], info["run_id"], given))
+
+
+async def _list_steps(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    params = _page_params(request)
+    content = _wants_content(request)
+    info = request.match_info
+    return web.json_response(
+        state.list_steps(info["thread_id"], info["run_id"], content=content, **params)
+    )
+
+
+async def _get_step(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    content = _wants_content(request)
+    info = request.match_info
+    return web.json_response(
+        state.step(info["thread_id"], info["run_id"], info["step_id"], content=content)
+    )
+
+
+# -- the control channel ------------------------------------------------------
+
+
+async def _structure(request: web.Request, cls: type[_T]) -> _T:
+    try:
+        return converter.structure(await request.json(), cls)
+    except cattrs.BaseValidationError as error:
+        message = "; ".join(cattrs.transform_error(error))
+    except (ValueError, TypeError) as error:
+        message = str(error)
+    raise ApiError(400, f"Invalid {cls.__name__}: {message}")
+
+
+async def _stats(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    return web.json_response({**state.counts.to_json(), "now": state.clock.now()})
+
+
+async def _advance_clock(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await request.json()
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if not isinstance(state.clock, ManualClock):
+        raise ApiError(400, "The emulator's clock is not a ManualClock.")
+    if not isinstance(seconds, int | float) or seconds < 0:
+        raise _invalid("seconds", "expected a number >= 0.")
+    return web.json_response({"now": state.clock.advance(seconds)})
+
+
+def _faults_json(state: EmulatorState) -> web.Response:
+    return web.json_response({"faults": converter.unstructure(state.faults())})
+
+
+async def _list_faults(request: web.Request) -> web.Response:
+    return _faults_json(request.config_dict[STATE])
+
+
+async def _add_fault(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    state.add_fault(await _structure(request, Fault))
+    return _faults_json(state)
+
+
+async def _clear_faults(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    state.clear_faults()
+    return _faults_json(state)
+
+
+async def _rescript(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    script = await _structure(request, RunScript)
+    return web.json_response(state.rescript(request.match_info["run_id"], script))
+
+
+async def _put_script(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    script = await _structure(request, RunScript)
+    name = request.match_info["name"]
+    if name == "default":
+        state.default_script = script
+    else:
+        state.scripts[name] = script
+    return web.json_response({"name": name, "script": converter.unstructure(script)})
