@@ -69,7 +69,7 @@ class TokenAuth:
 
     Concurrent requests share one refresh.
 
-    Args:
+    Attributes:
         provider: Returns a fresh token and its expiry.
         refresh_margin: Seconds before expiry at which a token is replaced.
     """

@@ -787,13 +787,16 @@ def test_slow_answer_is_a_timeout_error() -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/{tail:.*}", slow)
-        async with TestServer(app, host="127.0.0.1") as http, RunsClient(
-            api_key=KEY,
-            base_url=str(http.make_url("/v1")),
-            timeout=0.05,
-            max_retries=1,
-            retry_policy=FAST,
-        ) as client:
+        async with (
+            TestServer(app, host="127.0.0.1") as http,
+            RunsClient(
+                api_key=KEY,
+                base_url=str(http.make_url("/v1")),
+                timeout=0.05,
+                max_retries=1,
+                retry_policy=FAST,
+            ) as client,
+        ):
             started = time.monotonic()
             with pytest.raises(exc.APITimeoutError):
                 await client.runs.retrieve("thread_1", "run_1")
