@@ -1,0 +1,41 @@
+"""The package as installed: version, typing marker, public names."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import openai_runs
+
+
+def test_version_matches_metadata() -> None:
+    """__version__ is the version the package was installed with."""
+    assert openai_runs.__version__ == importlib.metadata.version("openai-runs")
+
+
+def test_py_typed_marker_ships() -> None:
+    """py.typed is in the package, so type checkers use our annotations."""
+    assert (Path(openai_runs.__file__).parent / "py.typed").is_file()
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    """__all__ is sorted, complete and small: every public attribute, nothing else."""
+    public = {
+        name
+        for name in vars(openai_runs)
+        if not name.startswith("_")
+        and getattr(getattr(openai_runs, name), "__module__", "").startswith(
+            "openai_runs"
+        )
+    }
+    # Submodules are namespaces, not names.
+    public -= {"auth", "exceptions", "models", "testing"}
+    assert sorted(openai_runs.__all__) == list(openai_runs.__all__)
+    assert set(openai_runs.__all__) == public | {"converter"}
+    assert len(openai_runs.__all__) < 25
+
+
+def test_console_script_is_declared() -> None:
+    """The openai-runs command is installed with the package."""
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    assert any(ep.name == "openai-runs" for ep in scripts)

@@ -1,0 +1,45 @@
+"""Uses the public API as a user would; mypy checks it, pytest never runs it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import assert_type
+
+import openai_runs
+from openai_runs import AsyncPager, Response, Run, RunsClient, RunStatus, RunStep
+from openai_runs.auth import ApiKeyAuth, TokenAuth
+from openai_runs.exceptions import APIStatusError, InvalidRequestError
+from openai_runs.models import Page, as_datetime
+
+
+async def token() -> tuple[str, float]:
+    return "token", 0.0
+
+
+async def use() -> None:
+    async with RunsClient(api_key="sk", base_url="http://127.0.0.1:8080/v1") as client:
+        run = await client.runs.retrieve("thread", "run")
+        assert_type(run, Run)
+        assert_type(await client.runs.update("t", "r", metadata={"k": "v"}), Run)
+        assert_type(await client.runs.cancel(thread_id="t", run_id="r"), Run)
+        pager = client.runs.steps.list("t", "r", limit=10, order="asc")
+        assert_type(pager, AsyncPager[RunStep])
+        assert_type(await pager, Page[RunStep])
+        async for step in pager:
+            assert_type(step, RunStep)
+        assert_type(await client.runs.steps.retrieve("t", "r", "s"), RunStep)
+        response = await client.runs.retrieve_response("t", "r")
+        assert_type(response, Response[Run])
+        assert_type(response.poll_after_ms, int | None)
+        if run.status == RunStatus.COMPLETED and run.is_terminal:
+            assert_type(as_datetime(run.completed_at), datetime | None)
+    RunsClient(auth=ApiKeyAuth("k"))
+    RunsClient(auth=TokenAuth(token))
+    try:
+        RunsClient.azure(endpoint="https://x", api_version="v", api_key="k")
+    except InvalidRequestError as error:
+        assert_type(error.param, str)
+    except APIStatusError as error:
+        assert_type(error.request_id, str | None)
+    payload = openai_runs.converter.unstructure(run)
+    assert_type(openai_runs.converter.structure(payload, Run), Run)
