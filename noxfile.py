@@ -1,7 +1,5 @@
 """Development sessions: ``nox`` runs lint, typecheck, tests and docs."""
 
-import os
-
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -45,8 +43,13 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     session.install("-e", ".", *group("docs"))
+    site = f"{session.create_tmp()}/site"
     session.run(
-        "mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"),
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        site,
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
 
