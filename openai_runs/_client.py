@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -12,11 +12,21 @@ from typing import Any, Final, Self, TypeVar
 import aiohttp
 import cattrs
 
-from ._converter import converter
+from ._converter import converter, request_converter
 from ._http import Response, Transport
+from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
-from ._validation import check_id, check_include, check_metadata, list_params
+from ._validation import (
+    MIN_TOKEN_LIMIT,
+    check_id,
+    check_include,
+    check_metadata,
+    check_range,
+    check_tools,
+    list_params,
+)
+from ._watcher import OnStatus, PollPolicy, RunWatcher
 from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
 from .exceptions import (
     EXCERPT_LIMIT,
@@ -24,7 +34,18 @@ from .exceptions import (
     InvalidRequestError,
     error_from_response,
 )
-from .models import Page, Run, RunStep
+from .models import (
+    MessageRequest,
+    NamedToolChoice,
+    Page,
+    ResponseFormat,
+    Run,
+    RunStep,
+    ThreadRequest,
+    Tool,
+    ToolOutput,
+    TruncationStrategy,
+)
 
 __all__ = ["RunSteps", "Runs", "RunsClient"]
 
@@ -411,6 +432,387 @@ class Runs:
             "POST", path, Run, timeout=timeout, max_retries=max_retries
         )
         return response.parsed
+
+    async def poll(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        policy: PollPolicy | None = None,
+        on_status: OnStatus | None = None,
+        cancel_on_caller_cancel: bool = False,
+    ) -> Run:
+        """Poll a run until it ends or needs the caller (a :class:`RunWatcher`).
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run to watch.
+            timeout: Seconds for the whole watch (default 900).
+            cancel_on_timeout: At the deadline, cancel the run and learn how it ended.
+            policy: The poll policy.
+            on_status: Called with the run at each change of status.
+            cancel_on_caller_cancel: Cancel the run too if the caller is cancelled.
+
+        Returns:
+            The run, terminal or ``requires_action``.
+
+        Raises:
+            WatchTimeoutError: The deadline passed.
+            APIStatusError: A permanent fault, such as 404.
+        """
+        watcher = RunWatcher(
+            self._client,
+            thread_id,
+            run_id,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            policy=policy,
+            on_status=on_status,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+        )
+        return await watcher.wait()
+
+    def watch_many(
+        self,
+        runs: Iterable[RunRef] | AsyncIterable[RunRef],
+        *,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        policy: PollPolicy | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_polls_per_second: float | None = None,
+    ) -> AsyncIterator[WatchResult]:
+        """Watch many runs; yield each one's :class:`WatchResult` as it ends.
+
+        Each run is watched as :class:`RunWatcher` watches one, with its own
+        deadline; one scheduler polls them all from a heap of due times.
+        Leaving the loop early under :func:`contextlib.aclosing` (or
+        cancelling it) cancels and awaits every request it started.
+
+        Args:
+            runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)``
+                tuples, plain or async iterable.
+            timeout: Seconds for each run's watch (default 900).
+            cancel_on_timeout: At a run's deadline, cancel it.
+            policy: The poll policy for every run.
+            max_in_flight: The most requests waiting for an answer at once.
+            max_polls_per_second: A cap on requests sent per second.
+
+        Returns:
+            An async iterator of results, in the order the watches end.
+        """
+        return watch_many(
+            self._client,
+            runs,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            policy=policy,
+            max_in_flight=max_in_flight,
+            max_polls_per_second=max_polls_per_second,
+        )
+
+    async def create(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        instructions: str | None = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[MessageRequest] | None = None,
+        tools: Sequence[Tool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        include: Iterable[str] | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Run:
+        """Start a run of an assistant on a thread.
+
+        Arguments left *None* are not sent, so the assistant's own settings
+        apply. Streaming (``stream=true``) is not supported by this package.
+
+        Args:
+            thread_id: The thread to run.
+            assistant_id: The assistant to run it with.
+            model: Overrides the assistant's model.
+            reasoning_effort: ``low``, ``medium``, ``high``, ... for
+                reasoning models.
+            instructions: Replaces the assistant's instructions.
+            additional_instructions: Appended to the instructions.
+            additional_messages: Added to the thread before the run.
+            tools: Replaces the assistant's tools (at most 20).
+            metadata: At most 16 string pairs.
+            temperature: Sampling temperature, 0 to 2.
+            top_p: Nucleus sampling mass, 0 to 1.
+            max_prompt_tokens: At least 256.
+            max_completion_tokens: At least 256.
+            truncation_strategy: How the thread is cut before the run.
+            tool_choice: ``none``, ``auto``, ``required`` or a
+                :class:`~openai_runs.models.NamedToolChoice`.
+            parallel_tool_calls: Whether the model may call tools in parallel.
+            response_format: ``auto`` or a response format model.
+            include: Extra step fields, as for ``steps.list``.
+            timeout: Seconds for one attempt, instead of the client's.
+            max_retries: Retries for this call, instead of the client's. A
+                retried create after a timeout may start a second run.
+
+        Returns:
+            The new run, usually ``queued``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = ("threads", check_id("thread_id", thread_id), "runs")
+        body = _run_body(
+            assistant_id=check_id("assistant_id", assistant_id),
+            model=model,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            additional_instructions=additional_instructions,
+            additional_messages=_messages(additional_messages),
+            tools=tools,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        params = [("include[]", value) for value in check_include(include)]
+        response = await self._client.request(
+            "POST",
+            path,
+            Run,
+            params=params,
+            body=body,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return response.parsed
+
+    async def create_thread_and_run(
+        self,
+        *,
+        assistant_id: str,
+        thread: ThreadRequest | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Tool] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Run:
+        """Create a thread and start a run on it, in one request.
+
+        Args:
+            assistant_id: The assistant to run.
+            thread: The thread's messages, tool resources and metadata; an
+                empty thread if *None*.
+            model: Overrides the assistant's model.
+            instructions: Replaces the assistant's instructions.
+            tools: Replaces the assistant's tools (at most 20).
+            tool_resources: Files and vector stores for the tools.
+            metadata: At most 16 string pairs, on the run.
+            temperature: Sampling temperature, 0 to 2.
+            top_p: Nucleus sampling mass, 0 to 1.
+            max_prompt_tokens: At least 256.
+            max_completion_tokens: At least 256.
+            truncation_strategy: How the thread is cut before the run.
+            tool_choice: ``none``, ``auto``, ``required`` or a named tool.
+            parallel_tool_calls: Whether the model may call tools in parallel.
+            response_format: ``auto`` or a response format model.
+            timeout: Seconds for one attempt, instead of the client's.
+            max_retries: Retries for this call, instead of the client's.
+
+        Returns:
+            The new run; its ``thread_id`` names the new thread.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        if thread is not None:
+            check_metadata(thread.metadata)
+            _messages(thread.messages)
+        body = _run_body(
+            assistant_id=check_id("assistant_id", assistant_id),
+            thread=thread,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        response = await self._client.request(
+            "POST",
+            ("threads", "runs"),
+            Run,
+            body=body,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return response.parsed
+
+    def list(
+        self,
+        thread_id: str,
+        *,
+        limit: int | None = None,
+        order: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncPager[Run]:
+        """List the runs of a thread.
+
+        ``await`` the result for one page, or ``async for`` over it for every
+        run, page after page, as with ``steps.list``.
+
+        Args:
+            thread_id: The thread whose runs to list.
+            limit: Runs per page, 1 to 100 (the API's default is 20).
+            order: ``asc`` or ``desc`` by creation time (the API's default).
+            after: List the runs after this run id.
+            before: List the runs before this run id; iteration then goes on
+                backwards.
+            timeout: Seconds for one attempt, instead of the client's.
+            max_retries: Retries for each page, instead of the client's.
+
+        Returns:
+            A pager over the runs.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (raised at once).
+        """
+        path = ("threads", check_id("thread_id", thread_id), "runs")
+        params = list_params(limit, order, after, before)
+
+        async def fetch(params: dict[str, str]) -> Response[Page[Run]]:
+            return await self._client.request(
+                "GET",
+                path,
+                Page[Run],
+                params=params.items(),
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+
+        return AsyncPager(fetch, params)
+
+    async def submit_tool_outputs(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        tool_outputs: Sequence[ToolOutput],
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Run:
+        """Answer the tool calls of a run in ``requires_action``.
+
+        All outputs go in one request; the run then goes back to
+        ``queued``/``in_progress``.
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run waiting on tool outputs.
+            tool_outputs: One :class:`~openai_runs.models.ToolOutput` per
+                tool call of ``run.required_action``.
+            timeout: Seconds for one attempt, instead of the client's.
+            max_retries: Retries for this call, instead of the client's.
+
+        Returns:
+            The run, resumed.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            BadRequestError: The run was not waiting on tool outputs.
+        """
+        path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
+        for output in tool_outputs:
+            if not isinstance(output, ToolOutput):
+                raise InvalidRequestError(
+                    "tool_outputs", f"{output!r} is not a ToolOutput"
+                )
+            check_id("tool_outputs.tool_call_id", output.tool_call_id)
+            if not isinstance(output.output, str):
+                raise InvalidRequestError(
+                    "tool_outputs.output", "must be a string (JSON-encode it)"
+                )
+        body = {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+        response = await self._client.request(
+            "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
+        )
+        return response.parsed
+
+
+def _messages(
+    messages: Sequence[MessageRequest] | None,
+) -> Sequence[MessageRequest] | None:
+    """Check the messages' metadata and types."""
+    for message in messages or ():
+        if not isinstance(message, MessageRequest):
+            raise InvalidRequestError(
+                "messages", f"{message!r} is not a MessageRequest"
+            )
+        if message.role not in {"user", "assistant"}:
+            raise InvalidRequestError(
+                "messages", f"role must be 'user' or 'assistant', not {message.role!r}"
+            )
+        check_metadata(message.metadata)
+    return messages
+
+
+def _run_body(**fields: Any) -> dict[str, Any]:
+    """Check the fields shared by the create calls; drop the unset ones."""
+    check_tools(fields.get("tools"))
+    check_metadata(fields.get("metadata"))
+    check_range("temperature", fields.get("temperature"), 0, 2)
+    check_range("top_p", fields.get("top_p"), 0, 1)
+    check_range("max_prompt_tokens", fields.get("max_prompt_tokens"), MIN_TOKEN_LIMIT)
+    check_range(
+        "max_completion_tokens", fields.get("max_completion_tokens"), MIN_TOKEN_LIMIT
+    )
+    if (truncation := fields.get("truncation_strategy")) is not None:
+        check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
+    set_fields = {k: v for k, v in fields.items() if v is not None}
+    return {
+        key: value
+        if isinstance(value, str | bool | int | float)
+        else request_converter.unstructure(value)
+        for key, value in set_fields.items()
+    }
 
 
 class RunSteps:

@@ -71,6 +71,37 @@ converter.register_structure_hook_factory(_is_model, _model_structure_hook)
 converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
 
 
+def _json_scalar(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    """Accept a JSON scalar for *kind* only if it already has that JSON type.
+
+    cattrs' default calls ``kind(value)``, which turns a null ``id`` into the
+    string ``"None"``, ``1.7`` into ``1`` and ``"no"`` into ``True``: a body
+    that is not what the API sends must fail, not parse into wrong data. An
+    integer stays as it is for a ``float`` field, since JSON does not tell
+    ``1`` from ``1.0`` and a type checker accepts an ``int`` as a ``float``.
+    """
+
+    def structure(value: Any, cl: Any) -> Any:
+        if not isinstance(value, accepts) or (
+            isinstance(value, bool) and kind is not bool
+        ):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        # A subclass (a StrEnum) is dispatched here too: build it as cattrs would.
+        return value if cl is kind else cl(value)
+
+    return structure
+
+
+# Registered before any hook below is built: generated hooks look these up once.
+for _kind, _accepts in (
+    (str, (str,)),
+    (int, (int,)),
+    (float, (int, float)),
+    (bool, (bool,)),
+):
+    converter.register_structure_hook(_kind, _json_scalar(_kind, _accepts))
+
+
 def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     """Structure a known value into *enum*, keep an unknown one as a string."""
     members: dict[str, StrEnum] = {e.value: e for e in enum}
@@ -134,6 +165,11 @@ _tagged(
     },
 )
 _tagged(
+    m.MessageContent,
+    m.TextContent,
+    {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
+)
+_tagged(
     m.CodeOutput,
     m.UnknownCodeOutput,
     {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
@@ -154,3 +190,38 @@ _tagged(
 )
 for _model in (m.NamedToolChoice, m.ResponseFormat):
     converter.register_structure_hook(str | _model | None, _str_or(_model))
+converter.register_structure_hook(
+    str | list[m.MessageContent], _str_or(list[m.MessageContent])
+)
+# An attachment's tools are a subset of the tool union: structure them as one.
+converter.register_structure_hook(
+    m.CodeInterpreterTool | m.FileSearchTool, converter.get_structure_hook(m.Tool)
+)
+
+
+request_converter = cattrs.Converter()
+"""Unstructures request bodies: like :data:`converter`, but a field that is
+*None* by default and unset is left out, since the API rejects ``null`` for
+many optional fields of a request (``description``, ``detail``, ...)."""
+
+
+def _request_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
+    omit: dict[str, Any] = {
+        a.name: override(omit_if_default=True)
+        for a in attrs.fields(cl)
+        if a.default is None
+    }
+    base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cl, request_converter, extra=override(omit=True), **omit
+    )
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        data = base(obj)
+        return {**obj.extra, **data} if obj.extra else data
+
+    return unstructure
+
+
+request_converter.register_unstructure_hook_factory(
+    _is_model, _request_unstructure_hook
+)

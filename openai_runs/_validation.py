@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from .exceptions import InvalidRequestError
+from .models import CodeInterpreterTool, FileSearchTool, FunctionTool
 
 ORDERS: Final = frozenset({"asc", "desc"})
 STEP_INCLUDES: Final = frozenset(
@@ -111,3 +112,51 @@ def check_include(include: Iterable[str] | None) -> list[str]:
                 f"unknown value {value!r}; known: {', '.join(sorted(STEP_INCLUDES))}",
             )
     return values
+
+
+MAX_TOOLS: Final = 20
+MIN_TOKEN_LIMIT: Final = 256
+
+
+def check_range(
+    name: str, value: float | None, low: float, high: float | None = None
+) -> None:
+    """Refuse a number outside ``low..high`` (``high`` *None*: no upper bound)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(name, f"must be a number, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidRequestError(name, f"must be {bounds}, not {value}")
+
+
+def check_tools(tools: Sequence[object] | None) -> None:
+    """Refuse more than 20 tools, or a tool that is not one of the tool models."""
+    if tools is None:
+        return
+    if len(tools) > MAX_TOOLS:
+        raise InvalidRequestError(
+            "tools", f"has {len(tools)} tools; at most {MAX_TOOLS} allowed"
+        )
+    for tool in tools:
+        if isinstance(tool, FileSearchTool) and tool.file_search is not None:
+            check_range(
+                "tools.file_search.max_num_results",
+                tool.file_search.max_num_results,
+                1,
+                50,
+            )
+            if (ranking := tool.file_search.ranking_options) is not None:
+                check_range(
+                    "tools.file_search.ranking_options.score_threshold",
+                    ranking.score_threshold,
+                    0,
+                    1,
+                )
+        elif not isinstance(tool, CodeInterpreterTool | FileSearchTool | FunctionTool):
+            raise InvalidRequestError(
+                "tools",
+                f"{tool!r} is not a CodeInterpreterTool, FileSearchTool or "
+                "FunctionTool",
+            )

@@ -25,6 +25,7 @@ import attrs
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "Attachment",
     "CodeInterpreterCall",
     "CodeInterpreterCallDetails",
     "CodeInterpreterTool",
@@ -43,11 +44,17 @@ __all__ = [
     "FunctionCallDetails",
     "FunctionDefinition",
     "FunctionTool",
+    "ImageFile",
+    "ImageFileContent",
+    "ImageUrl",
+    "ImageUrlContent",
     "IncompleteDetails",
     "JsonSchemaFormat",
     "LastError",
+    "MessageContent",
     "MessageCreation",
     "MessageCreationDetails",
+    "MessageRequest",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
     "Page",
@@ -63,10 +70,13 @@ __all__ = [
     "StepDetails",
     "StepToolCall",
     "SubmitToolOutputs",
+    "TextContent",
+    "ThreadRequest",
     "Tool",
     "ToolCall",
     "ToolCallFunction",
     "ToolCallsDetails",
+    "ToolOutput",
     "TruncationStrategy",
     "UnknownCodeOutput",
     "UnknownResponseFormat",
@@ -435,7 +445,9 @@ class Run:
             return True
         if isinstance(self.status, RunStatus):
             return False
-        return any((self.completed_at, self.failed_at, self.cancelled_at))
+        # ``is not None``: a timestamp of 0 (the epoch) is still a timestamp.
+        stamps = (self.completed_at, self.failed_at, self.cancelled_at)
+        return any(t is not None for t in stamps)
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -640,6 +652,115 @@ class RunStep:
     completed_at: int | None = None
     metadata: dict[str, str] | None = None
     usage: Usage | None = None
+    extra: dict[str, Any] = _extra()
+
+
+# --- Request bodies -----------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ToolOutput:
+    """The output of one tool call, submitted to let the run go on.
+
+    Attributes:
+        tool_call_id: The id of the :class:`ToolCall` this answers.
+        output: The output, as a string (JSON-encode structured results).
+    """
+
+    tool_call_id: str
+    output: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextContent:
+    """Text in a message."""
+
+    text: str
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageFile:
+    """An uploaded image file; *detail* is ``auto``, ``low`` or ``high``."""
+
+    file_id: str
+    detail: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageFileContent:
+    """An uploaded image in a message."""
+
+    image_file: ImageFile
+    type: str = "image_file"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageUrl:
+    """An image on the web; *detail* is ``auto``, ``low`` or ``high``."""
+
+    url: str
+    detail: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageUrlContent:
+    """An image by URL in a message."""
+
+    image_url: ImageUrl
+    type: str = "image_url"
+    extra: dict[str, Any] = _extra()
+
+
+MessageContent = TextContent | ImageFileContent | ImageUrlContent
+
+
+@attrs.frozen(kw_only=True)
+class Attachment:
+    """A file attached to a message, and the tools that may read it."""
+
+    file_id: str
+    tools: list[CodeInterpreterTool | FileSearchTool]
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class MessageRequest:
+    """A message to add to a thread before a run.
+
+    Attributes:
+        role: ``user`` or ``assistant``.
+        content: Text, or a list of text and image parts.
+        attachments: Files for the code interpreter or file search.
+        metadata: At most 16 string pairs.
+    """
+
+    role: str
+    content: str | list[MessageContent]
+    attachments: list[Attachment] | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ThreadRequest:
+    """The thread that :meth:`~openai_runs.Runs.create_thread_and_run` creates.
+
+    Attributes:
+        messages: The messages to start the thread with.
+        tool_resources: Files and vector stores for the tools, as the API
+            takes them (``{"code_interpreter": {"file_ids": [...]}}``).
+        metadata: At most 16 string pairs.
+    """
+
+    messages: list[MessageRequest] | None = None
+    tool_resources: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
     extra: dict[str, Any] = _extra()
 
 

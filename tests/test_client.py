@@ -23,7 +23,28 @@ import openai_runs
 from openai_runs import RetryPolicy, Run, RunsClient, RunStatus, RunStep
 from openai_runs import exceptions as exc
 from openai_runs.auth import ApiKeyAuth, BearerAuth, TokenAuth
-from openai_runs.models import FunctionCall, ToolCallsDetails
+from openai_runs.models import (
+    Attachment,
+    CodeInterpreterTool,
+    FileSearchOptions,
+    FileSearchRankingOptions,
+    FileSearchTool,
+    FunctionCall,
+    FunctionDefinition,
+    FunctionTool,
+    ImageUrl,
+    ImageUrlContent,
+    JsonSchemaFormat,
+    MessageRequest,
+    NamedToolChoice,
+    NamedToolChoiceFunction,
+    ResponseFormatJsonSchema,
+    TextContent,
+    ThreadRequest,
+    ToolCallsDetails,
+    ToolOutput,
+    TruncationStrategy,
+)
 
 KEY = "sk-test-SECRET-0123456789"
 FAST = RetryPolicy(initial=0.001, maximum=0.005, jitter=0.001)
@@ -946,5 +967,370 @@ def test_404_on_hosted_openai_says_the_api_may_be_retired() -> None:
                 with pytest.raises(exc.NotFoundError) as info:
                     await plain.runs.retrieve("thread_1", "run_1")
                 assert "retired" not in str(info.value)
+
+    asyncio.run(main())
+
+
+# --- The rest of the Runs API -------------------------------------------------
+
+
+WEATHER = FunctionTool(
+    function=FunctionDefinition(
+        name="get_weather",
+        description="Weather in a city.",
+        parameters={
+            "type": "object",
+            "properties": {"city": {"type": "string", "default": None}},
+        },
+    )
+)
+
+
+def test_create_sends_every_field_typed_and_without_nulls() -> None:
+    """create POSTs each set field as the API names it, nested models without nulls."""
+
+    async def main() -> None:
+        async with api(ok(run_json(status="queued"))) as (server, client):
+            run = await client.runs.create(
+                "thread_1",
+                assistant_id="asst_1",
+                model="gpt-4o",
+                reasoning_effort="low",
+                instructions="Be brief.",
+                additional_instructions="Really.",
+                additional_messages=[
+                    MessageRequest(
+                        role="user",
+                        content=[
+                            TextContent(text="hi"),
+                            ImageUrlContent(image_url=ImageUrl(url="https://x/y.png")),
+                        ],
+                        attachments=[
+                            Attachment(file_id="file_1", tools=[CodeInterpreterTool()])
+                        ],
+                        metadata={"m": "1"},
+                    )
+                ],
+                tools=[
+                    CodeInterpreterTool(),
+                    FileSearchTool(
+                        file_search=FileSearchOptions(
+                            max_num_results=5,
+                            ranking_options=FileSearchRankingOptions(
+                                score_threshold=0.5
+                            ),
+                        )
+                    ),
+                    WEATHER,
+                ],
+                metadata={"k": "v"},
+                temperature=0.2,
+                top_p=0.9,
+                max_prompt_tokens=1000,
+                max_completion_tokens=500,
+                truncation_strategy=TruncationStrategy(
+                    type="last_messages", last_messages=4
+                ),
+                tool_choice=NamedToolChoice(
+                    type="function",
+                    function=NamedToolChoiceFunction(name="get_weather"),
+                ),
+                parallel_tool_calls=False,
+                response_format=ResponseFormatJsonSchema(
+                    json_schema=JsonSchemaFormat(
+                        name="answer", schema={"type": "object"}
+                    )
+                ),
+                include=[INCLUDE],
+            )
+        assert run.status is RunStatus.QUEUED
+        (seen,) = server.seen
+        assert (seen.method, seen.path) == ("POST", "/v1/threads/thread_1/runs")
+        assert seen.query.startswith("include%5B%5D=")
+        assert json.loads(seen.body) == {
+            "assistant_id": "asst_1",
+            "model": "gpt-4o",
+            "reasoning_effort": "low",
+            "instructions": "Be brief.",
+            "additional_instructions": "Really.",
+            "additional_messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                    ],
+                    "attachments": [
+                        {"file_id": "file_1", "tools": [{"type": "code_interpreter"}]}
+                    ],
+                    "metadata": {"m": "1"},
+                }
+            ],
+            "tools": [
+                {"type": "code_interpreter"},
+                {
+                    "type": "file_search",
+                    "file_search": {
+                        "max_num_results": 5,
+                        "ranking_options": {"score_threshold": 0.5},
+                    },
+                },
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "Weather in a city.",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string", "default": None}},
+                        },
+                    },
+                },
+            ],
+            "metadata": {"k": "v"},
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "max_prompt_tokens": 1000,
+            "max_completion_tokens": 500,
+            "truncation_strategy": {"type": "last_messages", "last_messages": 4},
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": {"type": "object"}},
+            },
+        }
+
+    asyncio.run(main())
+
+
+def test_create_with_only_the_assistant_sends_only_it() -> None:
+    """Unset options are not sent, so the assistant's own settings apply."""
+
+    async def main() -> None:
+        async with api(ok(run_json(status="queued"))) as (server, client):
+            await client.runs.create(
+                "thread_1",
+                assistant_id="asst_1",
+                tool_choice="required",
+                response_format="auto",
+            )
+        assert json.loads(server.seen[0].body) == {
+            "assistant_id": "asst_1",
+            "tool_choice": "required",
+            "response_format": "auto",
+        }
+        assert server.seen[0].query == ""
+
+    asyncio.run(main())
+
+
+BAD_CREATES: list[tuple[str, dict[str, Any], str]] = [
+    ("temperature above 2", {"temperature": 2.5}, "temperature"),
+    ("negative top_p", {"top_p": -0.1}, "top_p"),
+    ("prompt tokens below 256", {"max_prompt_tokens": 100}, "max_prompt_tokens"),
+    (
+        "completion tokens below 256",
+        {"max_completion_tokens": 255},
+        "max_completion_tokens",
+    ),
+    ("21 tools", {"tools": [CodeInterpreterTool()] * 21}, "tools"),
+    ("a dict as a tool", {"tools": [{"type": "code_interpreter"}]}, "tools"),
+    (
+        "max_num_results 51",
+        {"tools": [FileSearchTool(file_search=FileSearchOptions(max_num_results=51))]},
+        "tools.file_search.max_num_results",
+    ),
+    (
+        "score over 1",
+        {
+            "tools": [
+                FileSearchTool(
+                    file_search=FileSearchOptions(
+                        ranking_options=FileSearchRankingOptions(score_threshold=2)
+                    )
+                )
+            ]
+        },
+        "tools.file_search.ranking_options.score_threshold",
+    ),
+    (
+        "last_messages 0",
+        {
+            "truncation_strategy": TruncationStrategy(
+                type="last_messages", last_messages=0
+            )
+        },
+        "truncation_strategy.last_messages",
+    ),
+    (
+        "system role",
+        {"additional_messages": [MessageRequest(role="system", content="x")]},
+        "messages",
+    ),
+    (
+        "message metadata",
+        {
+            "additional_messages": [
+                MessageRequest(role="user", content="x", metadata={"k": "v" * 600})
+            ]
+        },
+        "metadata",
+    ),
+    ("run metadata", {"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
+    ("unsafe assistant", {"assistant_id": "asst/../x"}, "assistant_id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [(o, p) for _, o, p in BAD_CREATES],
+    ids=[n for n, _, _ in BAD_CREATES],
+)
+def test_bad_create_is_refused_before_sending(
+    options: dict[str, Any], param: str
+) -> None:
+    """Each out-of-range create option raises InvalidRequestError naming it; nothing is sent."""
+
+    async def main() -> None:
+        async with api() as (server, client):
+            with pytest.raises(exc.InvalidRequestError) as info:
+                await client.runs.create(
+                    "thread_1", **{"assistant_id": "asst_1", **options}
+                )
+        assert info.value.param == param
+        assert server.seen == []
+
+    asyncio.run(main())
+
+
+def test_create_thread_and_run_posts_the_thread() -> None:
+    """create_thread_and_run POSTs /threads/runs with the thread and tool resources."""
+
+    async def main() -> None:
+        async with api(ok(run_json(status="queued"))) as (server, client):
+            await client.runs.create_thread_and_run(
+                assistant_id="asst_1",
+                thread=ThreadRequest(
+                    messages=[MessageRequest(role="user", content="hello")],
+                    metadata={"t": "1"},
+                ),
+                tools=[WEATHER],
+                tool_resources={"code_interpreter": {"file_ids": ["file_1"]}},
+            )
+        (seen,) = server.seen
+        assert (seen.method, seen.path) == ("POST", "/v1/threads/runs")
+        body = json.loads(seen.body)
+        assert body["thread"] == {
+            "messages": [{"role": "user", "content": "hello"}],
+            "metadata": {"t": "1"},
+        }
+        assert body["tool_resources"] == {"code_interpreter": {"file_ids": ["file_1"]}}
+        assert body["tools"][0]["function"]["name"] == "get_weather"
+
+    asyncio.run(main())
+
+
+def test_create_thread_and_run_checks_the_thread() -> None:
+    """The thread's metadata is checked before sending."""
+
+    async def main() -> None:
+        async with api() as (server, client):
+            with pytest.raises(exc.InvalidRequestError):
+                await client.runs.create_thread_and_run(
+                    assistant_id="a", thread=ThreadRequest(metadata={"k" * 70: "v"})
+                )
+        assert server.seen == []
+
+    asyncio.run(main())
+
+
+RUNS = [run_json(f"run_{i}", created_at=1_700_000_000 + i) for i in range(5)]
+
+
+def paged_runs(request: web.Request) -> Reply:
+    q = request.query
+    items = RUNS if q.get("order", "desc") == "asc" else RUNS[::-1]
+    ids = [r["id"] for r in items]
+    if "after" in q:
+        items = items[ids.index(q["after"]) + 1 :]
+    window = items[: int(q.get("limit", 20))]
+    return ok(
+        {
+            "object": "list",
+            "data": window,
+            "first_id": window[0]["id"] if window else None,
+            "last_id": window[-1]["id"] if window else None,
+            "has_more": len(items) > len(window),
+        }
+    )
+
+
+def test_list_runs_pages_like_steps() -> None:
+    """runs.list is one page when awaited and every run when iterated."""
+
+    async def main() -> None:
+        async with api(*[paged_runs] * 4) as (server, client):
+            page = await client.runs.list("thread_1", limit=2, order="asc")
+            ids = [
+                r.id async for r in client.runs.list("thread_1", limit=2, order="asc")
+            ]
+        assert [r.id for r in page.data] == ["run_0", "run_1"]
+        assert page.has_more
+        assert ids == [f"run_{i}" for i in range(5)]
+        assert server.seen[0].path == "/v1/threads/thread_1/runs"
+        assert [s.query for s in server.seen[1:]] == [
+            "limit=2&order=asc",
+            "limit=2&order=asc&after=run_1",
+            "limit=2&order=asc&after=run_3",
+        ]
+
+    asyncio.run(main())
+
+
+def test_submit_tool_outputs_posts_them_in_order() -> None:
+    """submit_tool_outputs POSTs every output in one request, in the order given."""
+
+    async def main() -> None:
+        async with api(ok(run_json(status="queued"))) as (server, client):
+            run = await client.runs.submit_tool_outputs(
+                "thread_1",
+                "run_1",
+                tool_outputs=[
+                    ToolOutput(tool_call_id="call_2", output="b"),
+                    ToolOutput(tool_call_id="call_1", output="a"),
+                ],
+            )
+        assert run.status is RunStatus.QUEUED
+        (seen,) = server.seen
+        assert seen.path == "/v1/threads/thread_1/runs/run_1/submit_tool_outputs"
+        assert json.loads(seen.body) == {
+            "tool_outputs": [
+                {"tool_call_id": "call_2", "output": "b"},
+                {"tool_call_id": "call_1", "output": "a"},
+            ]
+        }
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        [{"tool_call_id": "c", "output": "x"}],
+        [ToolOutput(tool_call_id="", output="x")],
+        [ToolOutput(tool_call_id="c", output=1)],
+    ],
+)
+def test_bad_tool_outputs_are_refused(outputs: list[Any]) -> None:
+    """Tool outputs that are not ToolOutputs with an id and a string are refused unsent."""
+
+    async def main() -> None:
+        async with api() as (server, client):
+            with pytest.raises(exc.InvalidRequestError):
+                await client.runs.submit_tool_outputs(
+                    "thread_1", "run_1", tool_outputs=outputs
+                )
+        assert server.seen == []
 
     asyncio.run(main())
