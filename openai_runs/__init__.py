@@ -8,8 +8,10 @@ the errors in :mod:`openai_runs.exceptions`, authentication schemes in
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
 from ._http import Response
+from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
+from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
 
@@ -18,13 +20,17 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncPager",
     "OpenAIRunsError",
+    "PollPolicy",
     "Response",
     "RetryPolicy",
     "Run",
     "RunStatus",
     "RunStep",
     "RunSteps",
+    "RunWatcher",
     "Runs",
     "RunsClient",
+    "WatchResult",
+    "WatchState",
     "converter",
 ]

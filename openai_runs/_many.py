@@ -1,0 +1,269 @@
+"""Watch thousands of runs at once: one scheduler over a heap of next polls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import heapq
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import tenacity
+
+from ._watcher import PollPolicy, RunWatcher, is_retryable, retry_wait
+from .exceptions import InvalidRequestError, RateLimitError
+from .models import Run
+
+if TYPE_CHECKING:
+    from ._client import RunsClient
+
+__all__ = ["WatchResult", "watch_many"]
+
+RunRef = tuple[str, str] | tuple[str, str, Any]
+"""``(thread_id, run_id)``, or ``(thread_id, run_id, key)`` to tag the run."""
+
+DEFAULT_MAX_IN_FLIGHT = 64
+
+
+@attrs.frozen(kw_only=True)
+class WatchResult:
+    """How one run's watch in :func:`watch_many` ended.
+
+    Attributes:
+        thread_id: The thread that was run.
+        run_id: The run.
+        key: The caller's tag (the third item of the tuple), or *None*.
+        run: The final run (terminal or ``requires_action``), or *None* when
+            the watch failed.
+        error: What ended the watch when it failed: a
+            :class:`~openai_runs.exceptions.WatchTimeoutError` (its ``run`` is
+            the last run seen) or a permanent API error; *None* otherwise.
+    """
+
+    thread_id: str
+    run_id: str
+    key: Any = None
+    run: Run | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the watch ended with a run rather than an error."""
+        return self.error is None
+
+
+async def watch_many(
+    client: RunsClient,
+    runs: Iterable[RunRef] | AsyncIterable[RunRef],
+    *,
+    timeout: float | None = None,
+    cancel_on_timeout: bool = False,
+    policy: PollPolicy | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_polls_per_second: float | None = None,
+) -> AsyncIterator[WatchResult]:
+    """Watch many runs, yielding each one's result as soon as its watch ends.
+
+    Each run is watched as :class:`RunWatcher` watches one, with its own
+    deadline counted from when it was read from *runs*. Results come in the
+    order the watches end. A failure is reported for its run only.
+
+    Use it under :func:`contextlib.aclosing` to stop at once when leaving the
+    loop early; otherwise the watches still running are cancelled when the
+    generator is garbage collected.
+
+    Args:
+        client: The client to poll with.
+        runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)`` tuples,
+            as a plain or an async iterable (read while watching, so work can
+            be fed in as earlier runs end).
+        timeout: Seconds for each run's watch; the policy's *deadline* if *None*.
+        cancel_on_timeout: At a run's deadline, cancel it and report how it
+            ended, as :class:`RunWatcher` does.
+        policy: The poll policy for every run.
+        max_in_flight: The most requests waiting for an answer at once.
+        max_polls_per_second: A cap on requests sent per second, if any.
+
+    Yields:
+        One :class:`WatchResult` per run.
+
+    Raises:
+        InvalidRequestError: A bad item in *runs*, or a bad limit.
+    """
+    if max_in_flight < 1:
+        raise InvalidRequestError("max_in_flight", "must be 1 or more")
+    if max_polls_per_second is not None and max_polls_per_second <= 0:
+        raise InvalidRequestError("max_polls_per_second", "must be more than 0")
+    scheduler = _Scheduler(
+        client,
+        policy=policy or PollPolicy(),
+        timeout=timeout,
+        cancel_on_timeout=cancel_on_timeout,
+        max_in_flight=max_in_flight,
+        spacing=None if max_polls_per_second is None else 1 / max_polls_per_second,
+    )
+    feeder = asyncio.create_task(scheduler.feed(runs))
+    feeder.add_done_callback(lambda _: scheduler.wake.set())
+    try:
+        while True:
+            while scheduler.results:
+                yield scheduler.results.popleft()
+            if feeder.done():
+                feeder.result()  # a bad item in *runs* ends it all
+                if not scheduler.heap and not scheduler.in_flight:
+                    return
+            await scheduler.step()
+    finally:
+        feeder.cancel()
+        for task in scheduler.in_flight:
+            task.cancel()
+        await asyncio.gather(feeder, *scheduler.in_flight, return_exceptions=True)
+
+
+class _Scheduler:
+    """The heap of next polls, and the few tasks for requests in flight.
+
+    Only a request in flight has a task; a sleeping run is a heap entry and a
+    :class:`RunWatcher` of a few hundred bytes.
+    """
+
+    def __init__(
+        self,
+        client: RunsClient,
+        *,
+        policy: PollPolicy,
+        timeout: float | None,
+        cancel_on_timeout: bool,
+        max_in_flight: int,
+        spacing: float | None,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.timeout = timeout
+        self.cancel_on_timeout = cancel_on_timeout
+        self.max_in_flight = max_in_flight
+        self.spacing = spacing
+        self.heap: list[tuple[float, int, RunWatcher, Any]] = []
+        self.in_flight: set[asyncio.Task[float | None]] = set()
+        self.results: deque[WatchResult] = deque()
+        self.wake = asyncio.Event()
+        self.order = itertools.count()
+        self.next_send = 0.0  # the polls-per-second cap: no send before this
+        self.paused_until = 0.0  # the shared back-off after a 429
+        # One tenacity controller decides for every run whether a fault is
+        # retried and how long to wait; the heap does the waiting.
+        self.retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(is_retryable),
+            wait=retry_wait(policy.retry),
+        )
+
+    async def feed(self, runs: Iterable[RunRef] | AsyncIterable[RunRef]) -> None:
+        """Read *runs* into the heap, each first poll spread over a cadence."""
+        if isinstance(runs, AsyncIterable):
+            async for ref in runs:
+                self.add(ref)
+        else:
+            for ref in runs:
+                self.add(ref)
+
+    def add(self, ref: RunRef) -> None:
+        given: object = ref  # a caller's iterable may hold anything
+        if not isinstance(given, tuple) or len(given) not in (2, 3):
+            raise InvalidRequestError(
+                "runs", f"expected (thread_id, run_id[, key]), got {ref!r}"
+            )
+        watcher = RunWatcher(
+            self.client,
+            ref[0],
+            ref[1],
+            timeout=self.timeout,
+            cancel_on_timeout=self.cancel_on_timeout,
+            policy=self.policy,
+        )
+        watcher._begin()
+        first = time.monotonic() + random.uniform(0, self.policy.initial)  # noqa: S311
+        key = ref[2] if len(ref) == 3 else None
+        heapq.heappush(self.heap, (first, next(self.order), watcher, key))
+        self.wake.set()
+
+    async def step(self) -> None:
+        """Send every poll that is due and allowed, then wait for news."""
+        now = time.monotonic()
+        while (
+            self.heap
+            and self.heap[0][0] <= now
+            and len(self.in_flight) < self.max_in_flight
+            and now >= self.paused_until
+            and now >= self.next_send
+        ):
+            _, _, watcher, key = heapq.heappop(self.heap)
+            task = asyncio.create_task(self.turn(watcher))
+            self.in_flight.add(task)
+            task.add_done_callback(
+                functools.partial(self.done, watcher=watcher, key=key)
+            )
+            if self.spacing is not None:
+                self.next_send = max(self.next_send, now) + self.spacing
+        self.wake.clear()
+        delay = None
+        if self.heap and len(self.in_flight) < self.max_in_flight:
+            delay = max(self.heap[0][0], self.paused_until, self.next_send) - now
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.wake.wait()
+
+    async def turn(self, watcher: RunWatcher) -> float | None:
+        """Send *watcher*'s next request; return the delay to its next one.
+
+        Returns:
+            Seconds until the next request, or *None* when the watch is over.
+
+        Raises:
+            WatchTimeoutError: The run's deadline passed.
+            APIStatusError: A permanent fault.
+        """
+        try:
+            run, poll_after_ms = await watcher._request()
+        except Exception as exc:
+            state = tenacity.RetryCallState(self.retrying, None, (), {})
+            state.attempt_number = watcher._failures + 1
+            state.set_exception((type(exc), exc, exc.__traceback__))
+            if not self.retrying.retry(state):
+                raise
+            delay = self.retrying.wait(state)
+            watcher.retries += 1
+            watcher._failures += 1
+            if isinstance(exc, RateLimitError):
+                # One back-off for all: a 429 means the whole key is throttled.
+                self.paused_until = max(self.paused_until, time.monotonic() + delay)
+            return max(min(delay, watcher._remaining()), 0.0)
+        watcher._failures = 0
+        watcher._observe(run)
+        return watcher._next_delay(run, poll_after_ms)
+
+    def done(
+        self, task: asyncio.Task[float | None], watcher: RunWatcher, key: Any
+    ) -> None:
+        self.in_flight.discard(task)
+        self.wake.set()
+        if task.cancelled():
+            return
+        ids = {"thread_id": watcher.thread_id, "run_id": watcher.run_id, "key": key}
+        exc = task.exception()
+        if isinstance(exc, Exception):
+            self.results.append(WatchResult(**ids, error=exc))
+            return
+        if exc is not None:  # pragma: no cover - KeyboardInterrupt and the like
+            raise exc
+        delay = task.result()
+        if delay is None:
+            self.results.append(WatchResult(**ids, run=watcher.run))
+        else:
+            due = time.monotonic() + delay
+            heapq.heappush(self.heap, (due, next(self.order), watcher, key))
