@@ -212,17 +212,21 @@ def _fault_error(status: int, retry_after: float | None) -> ApiError:
 # -- reading requests ---------------------------------------------------------
 
 
-async def _body(
-    request: web.Request, allowed: frozenset[str], required: tuple[str, ...] = ()
-) -> JSON:
+async def _json(request: web.Request) -> Any:
     try:
-        body = await request.json()
+        return await request.json()
     except ValueError:
         raise ApiError(
             400,
             "We could not parse the JSON body of your request. The OpenAI API "
             "expects a JSON payload.",
         ) from None
+
+
+async def _body(
+    request: web.Request, allowed: frozenset[str], required: tuple[str, ...] = ()
+) -> JSON:
+    body = await _json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     for key in body:
@@ -449,11 +453,13 @@ async def _get_step(request: web.Request) -> web.Response:
 
 
 async def _structure(request: web.Request, cls: type[_T]) -> _T:
+    body = await _json(request)
     try:
-        return converter.structure(await request.json(), cls)
+        return converter.structure(body, cls)
     except cattrs.BaseValidationError as error:
         message = "; ".join(cattrs.transform_error(error))
     except (ValueError, TypeError) as error:
+        # attrs validators raise these from __init__, outside cattrs.
         message = str(error)
     raise ApiError(400, f"Invalid {cls.__name__}: {message}")
 
@@ -465,7 +471,7 @@ async def _stats(request: web.Request) -> web.Response:
 
 async def _advance_clock(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    body = await request.json()
+    body = await _json(request)
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if not isinstance(state.clock, ManualClock):
         raise ApiError(400, "The emulator's clock is not a ManualClock.")
