@@ -1,0 +1,269 @@
+"""The openai-runs command line, through its entry point, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from openai_runs._cli import main
+from openai_runs.testing import Emulator, FunctionCall, RunScript
+
+KEY = "sk-cli-test"
+
+
+@pytest.fixture(name="emu", scope="module")
+def _emu() -> Iterator[Emulator]:
+    emulator = Emulator(api_key=KEY, poll_after_ms=20)
+    with emulator.running_in_thread():
+        yield emulator
+
+
+@pytest.fixture(name="env", autouse=True)
+def _env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", emu.url)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def new_run(emu: Emulator, script: RunScript, **options: Any) -> tuple[str, str]:
+    run = emu.create_run(script=script, **options)
+    return run["thread_id"], run["id"]
+
+
+def test_get_prints_a_readable_summary(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """get shows the run's id, status, thread and assistant in plain text."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, _ = cli(capsys, "get", thread, run)
+    assert code == 0
+    assert out.splitlines()[0].split() == [run, "in_progress"]
+    assert f"thread     {thread}" in out
+
+
+def test_get_json_is_the_api_object(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """get --json prints the run as the API's JSON."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, _ = cli(capsys, "get", thread, run, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["id"], data["object"], data["status"]) == (
+        run,
+        "thread.run",
+        "in_progress",
+    )
+
+
+def test_update_sets_metadata(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """update --metadata k=v ... replaces the run's metadata."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, _ = cli(
+        capsys, "update", thread, run, "--metadata", "a=1", "b=x=y", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["metadata"] == {"a": "1", "b": "x=y"}
+
+
+def test_cancel_answers_cancelling(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cancel asks for the cancel and shows the run, now cancelling."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, _ = cli(capsys, "cancel", thread, run)
+    assert code == 0
+    assert out.split()[:2] == [run, "cancelling"]
+
+
+def test_steps_lists_every_page_as_a_table(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """steps prints one row per step, across pages, in the order asked."""
+    thread, run = new_run(emu, RunScript.completed(after=0.0))
+    code, out, _ = cli(capsys, "steps", thread, run, "--json", "--order", "asc")
+    assert code == 0
+    everything = json.loads(out)
+    assert everything, "a completed run has steps"
+    code, out, _ = cli(capsys, "steps", thread, run, "--order", "asc", "--limit", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["STEP", "TYPE", "STATUS", "CREATED", "DETAILS"]
+    assert [line.split()[0] for line in lines[1:]] == [s["id"] for s in everything]
+
+
+def test_step_shows_one_step(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """step prints one step, or its JSON."""
+    thread, run = new_run(emu, RunScript.completed(after=0.0))
+    _, out, _ = cli(capsys, "steps", thread, run, "--json")
+    step_id = json.loads(out)[0]["id"]
+    code, out, _ = cli(capsys, "step", thread, run, step_id, "--json")
+    assert code == 0
+    assert json.loads(out)["id"] == step_id
+
+
+@pytest.mark.parametrize(
+    ("script", "code", "status"),
+    [
+        (RunScript.completed(after=0.05), 0, "completed"),
+        (RunScript.failed(after=0.05), 3, "failed"),
+        (RunScript.incomplete(after=0.05), 6, "incomplete"),
+        (
+            RunScript.requires_action(FunctionCall("f"), after=0.05),
+            8,
+            "requires_action",
+        ),
+    ],
+    ids=["completed", "failed", "incomplete", "requires_action"],
+)
+def test_watch_exit_code_says_how_the_run_ended(
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    script: RunScript,
+    code: int,
+    status: str,
+) -> None:
+    """watch follows the run, shows progress, and exits with the status's code."""
+    thread, run = new_run(emu, script)
+    got, out, err = cli(capsys, "watch", thread, run, "--timeout", "10")
+    assert got == code
+    assert out.split()[:2] == [run, status]
+    assert status in err  # progress lines on stderr
+
+
+def test_watch_timeout_with_cancel_reports_the_final_run(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """watch --timeout --cancel-on-timeout exits 7 and shows the run cancelled."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, err = cli(
+        capsys,
+        "watch",
+        thread,
+        run,
+        "--timeout",
+        "0.2",
+        "--cancel-on-timeout",
+        "--json",
+    )
+    assert code == 7
+    assert json.loads(out)["status"] == "cancelled"
+    assert "openai-runs:" in err
+
+
+def test_api_error_is_one_line_with_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unknown run exits 1 with one error line naming the request id, no traceback."""
+    code, out, err = cli(capsys, "get", "thread_nope", "run_nope")
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "request id req_" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["steps", "thread_1", "run_1", "--limit", "0"],
+        ["get", "thread/1", "run_1"],
+    ],
+)
+def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    """An argument the SDK refuses exits 2 with its message."""
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    assert "error:" in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed command line exits 2, as argparse does."""
+    with pytest.raises(SystemExit) as info:
+        main(["update", "t", "r", "--metadata", "novalue"])
+    assert info.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_missing_key_is_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a key, the command says how to give one and exits 2."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    code, _, err = cli(capsys, "get", "thread_1", "run_1")
+    assert code == 2
+    assert "OPENAI_API_KEY" in err
+
+
+def test_demo_runs_a_batch_on_the_emulator(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo needs no key or server, and ends with every scripted outcome in its table."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    code, out, err = cli(capsys, "demo")
+    assert code == 0
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines()[1:]}
+    assert len(rows) == 8
+    assert " completed " in rows["needs a tool output"]
+    assert " cancelled " in rows["never ends: cancelled on timeout"]
+    assert " failed " in rows["fails: server error"]
+    assert " incomplete " in rows["ends incomplete"]
+    assert "submitting 1 tool output" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_entry_point_serves_and_answers() -> None:
+    """`openai-runs serve` binds loopback and `python -m openai_runs get` talks to it."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-emulator",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "openai_runs", "serve", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        result = subprocess.run(
+            [sys.executable, "-m", "openai_runs", "get", "thread_x", "run_x"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        _, server_err = server.communicate(timeout=10)
+    assert result.returncode == 1
+    assert "No thread found" in result.stderr or "not found" in result.stderr.lower()
+    assert f"http://127.0.0.1:{port}/v1" in server_err
