@@ -157,6 +157,17 @@ async def serve(scripts: dict[str, Script]) -> AsyncIterator[tuple[RunsClient, S
             assert session is None or session.closed
 
 
+def client_tasks() -> set[asyncio.Task[Any]]:
+    """The tasks alive now, but for the test server's own request handlers."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if not getattr(task.get_coro(), "__qualname__", "").startswith(
+            "RequestHandler."
+        )
+    }
+
+
 def run_of(*statuses: str | Reply, **kwargs: Any) -> Script:
     """A script from statuses (or replies), one per GET."""
     replies = [s if isinstance(s, Reply) else Reply(s) for s in statuses]

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
-from _scripted import FAST, Reply, Script, error, run_of, serve
+from _scripted import FAST, Reply, Script, client_tasks, error, run_of, serve
 
 from openai_runs import (
     PollPolicy,
@@ -36,15 +36,6 @@ class FakeTime:
         self.sleeps.append(round(seconds, 6))
         self.now += seconds
         await asyncio.sleep(0)
-
-
-def client_tasks() -> set[asyncio.Task[Any]]:
-    """The tasks alive now, but for the test server's connection handlers."""
-    return {
-        task
-        for task in asyncio.all_tasks()
-        if task.get_coro().__qualname__ != "RequestHandler.start"  # type: ignore[union-attr]
-    }
 
 
 def watch(script: Script, **options: Any) -> tuple[Run, RunWatcher, Script]:

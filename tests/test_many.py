@@ -1,0 +1,186 @@
+"""runs.watch_many against a scripted server: order, isolation, limits, clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+from _scripted import FAST, Reply, Script, client_tasks, error, run_of, serve
+
+from openai_runs import WatchResult
+from openai_runs import exceptions as exc
+
+
+def watch_all(
+    scripts: dict[str, Script], refs: Any = None, **options: Any
+) -> list[WatchResult]:
+    """Watch every scripted run (or *refs*) and return the results in order."""
+
+    async def main() -> list[WatchResult]:
+        async with serve(scripts) as (client, _):
+            options.setdefault("policy", FAST)
+            pairs = refs if refs is not None else [("thread_1", r) for r in scripts]
+            return [item async for item in client.runs.watch_many(pairs, **options)]
+
+    return asyncio.run(main())
+
+
+def test_results_come_in_the_order_runs_end() -> None:
+    """Each run's result is yielded as soon as it ends: as-completed order."""
+    scripts = {
+        "run_slow": run_of(*["in_progress"] * 6, "completed"),
+        "run_mid": run_of("in_progress", "in_progress", "failed"),
+        "run_fast": run_of("completed"),
+    }
+    results = watch_all(scripts)
+    assert [r.run_id for r in results] == ["run_fast", "run_mid", "run_slow"]
+    assert [r.run.status for r in results if r.run] == [
+        "completed",
+        "failed",
+        "completed",
+    ]
+
+
+def test_keys_tag_runs_and_an_async_iterable_feeds_them() -> None:
+    """Runs fed by an async iterable, tagged with keys, come back with their keys."""
+
+    async def feed() -> AsyncIterator[tuple[str, str, str]]:
+        yield ("thread_1", "run_a", "first")
+        await asyncio.sleep(0.02)  # fed in while the first is being watched
+        yield ("thread_1", "run_b", "second")
+
+    scripts = {
+        "run_a": run_of("in_progress", "completed"),
+        "run_b": run_of("completed"),
+    }
+    results = watch_all(scripts, feed())
+    assert {r.key: r.run_id for r in results} == {"first": "run_a", "second": "run_b"}
+    assert all(r.ok for r in results)
+
+
+def test_a_failure_is_reported_for_its_run_only() -> None:
+    """A 404 for one run and a timeout for another leave the rest to finish."""
+    scripts = {
+        "run_ok": run_of("in_progress", "in_progress", "completed"),
+        "run_stuck": run_of("in_progress"),
+        "run_retry": run_of(error(500), "completed"),
+    }
+    refs = [("thread_1", r) for r in [*scripts, "run_missing"]]
+    results = {r.run_id: r for r in watch_all(scripts, refs, timeout=0.1)}
+    assert isinstance(results["run_missing"].error, exc.NotFoundError)
+    assert isinstance(results["run_stuck"].error, exc.WatchTimeoutError)
+    assert results["run_ok"].run is not None
+    assert results["run_ok"].run.status == "completed"
+    assert results["run_retry"].ok
+
+
+def test_requests_in_flight_stay_within_the_bound() -> None:
+    """No more than max_in_flight requests are ever open at the server at once."""
+    slow = Reply("in_progress", delay=0.01)
+    scripts = {
+        f"run_{i}": run_of(slow, Reply("completed", delay=0.01)) for i in range(20)
+    }
+
+    async def main() -> int:
+        async with serve(scripts) as (client, server):
+            pairs = [("thread_1", r) for r in scripts]
+            results = [
+                r
+                async for r in client.runs.watch_many(
+                    pairs, policy=FAST, max_in_flight=3
+                )
+            ]
+            assert len(results) == 20
+            return server.peak
+
+    assert asyncio.run(main()) == 3
+
+
+def test_polls_per_second_are_capped() -> None:
+    """max_polls_per_second spaces the requests out."""
+    scripts = {f"run_{i}": run_of("completed") for i in range(10)}
+    started = time.monotonic()
+    watch_all(scripts, max_polls_per_second=200)
+    assert time.monotonic() - started >= 9 / 200
+
+
+def test_first_polls_are_spread_out() -> None:
+    """Runs added together are first polled over a cadence, not all at one instant."""
+    scripts = {f"run_{i}": run_of("completed") for i in range(30)}
+    watch_all(scripts, policy=attrs.evolve(FAST, initial=0.05))
+    firsts = sorted(s.times[0] for s in scripts.values())
+    assert firsts[-1] - firsts[0] > 0.02
+
+
+def test_a_429_pauses_every_run() -> None:
+    """After one 429 with Retry-After no run is polled until the back-off is over."""
+    scripts = {
+        "run_throttled": run_of(
+            error(429, "slow", **{"Retry-After": "0.1"}), "completed"
+        ),
+        **{f"run_{i}": run_of(*["in_progress"] * 3, "completed") for i in range(5)},
+    }
+
+    async def main() -> list[float]:
+        async with serve(scripts) as (client, server):
+            pairs = [("thread_1", r) for r in scripts]
+            async for _ in client.runs.watch_many(pairs, policy=FAST):
+                pass
+            throttled = scripts["run_throttled"].times[0]
+            return [t - throttled for t, _ in server.log if t > throttled]
+
+    after = asyncio.run(main())
+    # Requests already sent may still land, but nothing new for the back-off.
+    assert not [t for t in after if 0.01 < t < 0.09]
+
+
+def test_breaking_out_cancels_and_awaits_everything() -> None:
+    """Leaving the loop early under aclosing leaves no task behind."""
+    scripts = {"run_fast": run_of("completed")}
+    scripts |= {f"run_{i}": run_of(Reply("in_progress", delay=0.05)) for i in range(5)}
+
+    async def main() -> None:
+        async with serve(scripts) as (client, _):
+            pairs = [("thread_1", r) for r in scripts]
+            async with contextlib.aclosing(
+                client.runs.watch_many(pairs, policy=FAST)
+            ) as results:
+                async for item in results:
+                    assert item.run_id == "run_fast"
+                    break
+            assert client_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+
+
+def test_cancelling_the_loop_cancels_and_awaits_everything() -> None:
+    """Cancelled under asyncio.timeout, watch_many leaves no task behind."""
+    scripts = {f"run_{i}": run_of(Reply("in_progress", delay=0.02)) for i in range(5)}
+
+    async def main() -> None:
+        async with serve(scripts) as (client, _):
+            pairs = [("thread_1", r) for r in scripts]
+
+            async def consume() -> None:
+                async for _ in client.runs.watch_many(pairs, policy=FAST):
+                    pass
+
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await consume()
+            assert client_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+
+
+def test_a_bad_item_or_limit_is_refused() -> None:
+    """An item that is not (thread_id, run_id[, key]), or a zero limit, is refused."""
+    with pytest.raises(exc.InvalidRequestError, match="runs"):
+        watch_all({}, ["run_1"])
+    with pytest.raises(exc.InvalidRequestError, match="max_in_flight"):
+        watch_all({}, [], max_in_flight=0)
