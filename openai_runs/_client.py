@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -483,7 +483,7 @@ class Runs:
         policy: PollPolicy | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_polls_per_second: float | None = None,
-    ) -> AsyncIterator[WatchResult]:
+    ) -> AsyncGenerator[WatchResult, None]:
         """Watch many runs; yield each one's :class:`WatchResult` as it ends.
 
         Each run is watched as :class:`RunWatcher` watches one, with its own
@@ -501,7 +501,7 @@ class Runs:
             max_polls_per_second: A cap on requests sent per second.
 
         Returns:
-            An async iterator of results, in the order the watches end.
+            An async generator of results, in the order the watches end.
         """
         return watch_many(
             self._client,

@@ -10,7 +10,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -67,7 +67,7 @@ async def watch_many(
     policy: PollPolicy | None = None,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     max_polls_per_second: float | None = None,
-) -> AsyncIterator[WatchResult]:
+) -> AsyncGenerator[WatchResult, None]:
     """Watch many runs, yielding each one's result as soon as its watch ends.
 
     Each run is watched as :class:`RunWatcher` watches one, with its own
