@@ -174,7 +174,7 @@ class _Scheduler:
 
     def add(self, ref: RunRef) -> None:
         given: object = ref  # a caller's iterable may hold anything
-        if not isinstance(given, tuple) or len(given) not in (2, 3):
+        if not isinstance(given, tuple | list) or len(given) not in (2, 3):
             raise InvalidRequestError(
                 "runs", f"expected (thread_id, run_id[, key]), got {ref!r}"
             )
