@@ -956,10 +956,14 @@ def test_run_server_serves_until_cancelled() -> None:
     async def main() -> None:
         emu = Emulator(clock=ManualClock())
         task = asyncio.create_task(run_server(emu, port=0))
-        while not task.done() and not emu.app.frozen:
+        for _ in range(500):  # until the server has bound its port
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.01)
-        assert emu.url.startswith("http://127.0.0.1:")
+            try:
+                url = emu.url
+            except RuntimeError:
+                continue
+            break
+        assert url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as session:
             await Api(emu, session).call("POST", "/threads", json={})
         task.cancel()
