@@ -29,15 +29,19 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     session.install("-e", ".", *group("tests"))
+    # coverage run, not pytest-cov: our pytest11 plugin imports the package
+    # before pytest-cov would start measuring.
     session.run(
+        "coverage",
+        "run",
+        "-m",
         "pytest",
-        "--cov=openai_runs",
-        "--cov-report=term",
         "-p",
         "no:cacheprovider",
         *session.posargs,
         env={"PYTHONASYNCIODEBUG": "1", "PYTHONDEVMODE": "1"},
     )
+    session.run("coverage", "report")
 
 
 @nox.session

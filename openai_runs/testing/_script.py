@@ -99,7 +99,7 @@ class RunScript:
     file search tool of the run, a function-call step on `requires_action`,
     and a message-creation step before the run ends.
 
-    Args:
+    Attributes:
         phases: The phases in order; only the last may be terminal.
         error_code: `last_error.code` when the run fails.
         error_message: `last_error.message` when the run fails.
