@@ -6,7 +6,18 @@ from datetime import datetime
 from typing import assert_type
 
 import openai_runs
-from openai_runs import AsyncPager, Response, Run, RunsClient, RunStatus, RunStep
+from openai_runs import (
+    AsyncPager,
+    PollPolicy,
+    Response,
+    Run,
+    RunsClient,
+    RunStatus,
+    RunStep,
+    RunWatcher,
+    WatchResult,
+    WatchState,
+)
 from openai_runs.auth import ApiKeyAuth, TokenAuth
 from openai_runs.exceptions import APIStatusError, InvalidRequestError
 from openai_runs.models import Page, as_datetime
@@ -33,6 +44,15 @@ async def use() -> None:
         assert_type(response.poll_after_ms, int | None)
         if run.status == RunStatus.COMPLETED and run.is_terminal:
             assert_type(as_datetime(run.completed_at), datetime | None)
+        watcher = RunWatcher(client, "t", "r", timeout=60, cancel_on_timeout=True)
+        assert_type(await watcher.wait(), Run)
+        async for seen in RunWatcher(client, "t", "r", policy=PollPolicy(initial=0.5)):
+            assert_type(seen, Run)
+        assert_type(watcher.state(), WatchState)
+        assert_type(await client.runs.poll("t", "r", timeout=600), Run)
+        async for result in client.runs.watch_many([("t", "r"), ("t", "r2", "key")]):
+            assert_type(result, WatchResult)
+            assert_type(result.run, Run | None)
     RunsClient(auth=ApiKeyAuth("k"))
     RunsClient(auth=TokenAuth(token))
     try:
