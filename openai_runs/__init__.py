@@ -11,6 +11,7 @@ from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
+from ._tools import ToolHandler, tool_registry
 from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
@@ -30,7 +31,9 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "ToolHandler",
     "WatchResult",
     "WatchState",
     "converter",
+    "tool_registry",
 ]

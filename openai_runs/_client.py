@@ -17,6 +17,7 @@ from ._http import Response, Transport
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
+from ._tools import ToolHandler
 from ._validation import (
     MIN_TOKEN_LIMIT,
     check_id,
@@ -443,6 +444,8 @@ class Runs:
         policy: PollPolicy | None = None,
         on_status: OnStatus | None = None,
         cancel_on_caller_cancel: bool = False,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
     ) -> Run:
         """Poll a run until it ends or needs the caller (a :class:`RunWatcher`).
 
@@ -454,12 +457,16 @@ class Runs:
             policy: The poll policy.
             on_status: Called with the run at each change of status.
             cancel_on_caller_cancel: Cancel the run too if the caller is cancelled.
+            tool_handler: Serves the run's tool calls at ``requires_action``
+                and keeps watching; see :class:`RunWatcher`.
+            cancel_on_tool_error: Cancel the run when the handler raises.
 
         Returns:
-            The run, terminal or ``requires_action``.
+            The run: terminal, or ``requires_action`` without a *tool_handler*.
 
         Raises:
             WatchTimeoutError: The deadline passed.
+            ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault, such as 404.
         """
         watcher = RunWatcher(
@@ -471,6 +478,8 @@ class Runs:
             policy=policy,
             on_status=on_status,
             cancel_on_caller_cancel=cancel_on_caller_cancel,
+            tool_handler=tool_handler,
+            cancel_on_tool_error=cancel_on_tool_error,
         )
         return await watcher.wait()
 
@@ -483,6 +492,9 @@ class Runs:
         policy: PollPolicy | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_polls_per_second: float | None = None,
+        on_status: OnStatus | None = None,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
     ) -> AsyncGenerator[WatchResult, None]:
         """Watch many runs; yield each one's :class:`WatchResult` as it ends.
 
@@ -499,6 +511,9 @@ class Runs:
             policy: The poll policy for every run.
             max_in_flight: The most requests waiting for an answer at once.
             max_polls_per_second: A cap on requests sent per second.
+            on_status: Called with a run at each change of its status.
+            tool_handler: Serves each run's tool calls; see :class:`RunWatcher`.
+            cancel_on_tool_error: Cancel a run whose tool handler raised.
 
         Returns:
             An async generator of results, in the order the watches end.
@@ -511,6 +526,166 @@ class Runs:
             policy=policy,
             max_in_flight=max_in_flight,
             max_polls_per_second=max_polls_per_second,
+            on_status=on_status,
+            tool_handler=tool_handler,
+            cancel_on_tool_error=cancel_on_tool_error,
+        )
+
+    async def create_and_poll(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        instructions: str | None = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[MessageRequest] | None = None,
+        tools: Sequence[Tool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        include: Iterable[str] | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        policy: PollPolicy | None = None,
+        on_status: OnStatus | None = None,
+        cancel_on_caller_cancel: bool = False,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
+    ) -> Run:
+        """Start a run (:meth:`create`) and watch it to its end (:meth:`poll`).
+
+        With a *tool_handler*, the watch also serves the run's tool calls,
+        so the run comes back terminal.
+
+        Args:
+            thread_id: The thread to run.
+            assistant_id: The assistant to run it with.
+            model: As for :meth:`create`.
+            reasoning_effort: As for :meth:`create`.
+            instructions: As for :meth:`create`.
+            additional_instructions: As for :meth:`create`.
+            additional_messages: As for :meth:`create`.
+            tools: The tool definitions sent with the run, as for :meth:`create`
+                (the functions that serve them go in *tool_handler*).
+            metadata: As for :meth:`create`.
+            temperature: As for :meth:`create`.
+            top_p: As for :meth:`create`.
+            max_prompt_tokens: As for :meth:`create`.
+            max_completion_tokens: As for :meth:`create`.
+            truncation_strategy: As for :meth:`create`.
+            tool_choice: As for :meth:`create`.
+            parallel_tool_calls: As for :meth:`create`.
+            response_format: As for :meth:`create`.
+            include: As for :meth:`create`.
+            timeout: Seconds for the watch, as for :meth:`poll` (the create
+                request uses the client's own timeout and retries).
+            cancel_on_timeout: As for :meth:`poll`.
+            policy: As for :meth:`poll`.
+            on_status: As for :meth:`poll`.
+            cancel_on_caller_cancel: As for :meth:`poll`.
+            tool_handler: As for :meth:`poll`.
+            cancel_on_tool_error: As for :meth:`poll`.
+
+        Returns:
+            The final run the watch reports.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            WatchTimeoutError: The deadline passed.
+            ToolCallError: The tool handler raised.
+            APIStatusError: A permanent fault.
+        """
+        run = await self.create(
+            thread_id,
+            assistant_id=assistant_id,
+            model=model,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            additional_instructions=additional_instructions,
+            additional_messages=additional_messages,
+            tools=tools,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            include=include,
+        )
+        return await self.poll(
+            run.thread_id,
+            run.id,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            policy=policy,
+            on_status=on_status,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            tool_handler=tool_handler,
+            cancel_on_tool_error=cancel_on_tool_error,
+        )
+
+    async def submit_tool_outputs_and_poll(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        tool_outputs: Sequence[ToolOutput],
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        policy: PollPolicy | None = None,
+        on_status: OnStatus | None = None,
+        cancel_on_caller_cancel: bool = False,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
+    ) -> Run:
+        """Submit tool outputs (:meth:`submit_tool_outputs`), then :meth:`poll`.
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run waiting on tool outputs.
+            tool_outputs: One output per tool call, as for
+                :meth:`submit_tool_outputs`.
+            timeout: Seconds for the watch, as for :meth:`poll` (the submit
+                request uses the client's own timeout and retries).
+            cancel_on_timeout: As for :meth:`poll`.
+            policy: As for :meth:`poll`.
+            on_status: As for :meth:`poll`.
+            cancel_on_caller_cancel: As for :meth:`poll`.
+            tool_handler: Serves any later tool calls, as for :meth:`poll`.
+            cancel_on_tool_error: As for :meth:`poll`.
+
+        Returns:
+            The final run the watch reports: terminal, or ``requires_action``
+            again if the run asks for more and there is no *tool_handler*.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            BadRequestError: The run was not waiting on these tool outputs.
+            WatchTimeoutError: The deadline passed.
+            ToolCallError: The tool handler raised.
+        """
+        await self.submit_tool_outputs(thread_id, run_id, tool_outputs=tool_outputs)
+        return await self.poll(
+            thread_id,
+            run_id,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            policy=policy,
+            on_status=on_status,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            tool_handler=tool_handler,
+            cancel_on_tool_error=cancel_on_tool_error,
         )
 
     async def create(

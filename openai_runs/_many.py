@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import tenacity
 
-from ._watcher import PollPolicy, RunWatcher, is_retryable, retry_wait
+from ._tools import ToolHandler
+from ._watcher import OnStatus, PollPolicy, RunWatcher, is_retryable, retry_wait
 from .exceptions import InvalidRequestError, RateLimitError
 from .models import Run
 
@@ -39,11 +40,13 @@ class WatchResult:
         thread_id: The thread that was run.
         run_id: The run.
         key: The caller's tag (the third item of the tuple), or *None*.
-        run: The final run (terminal or ``requires_action``), or *None* when
-            the watch failed.
+        run: The final run (terminal, or ``requires_action`` without a tool
+            handler), or *None* when the watch failed.
         error: What ended the watch when it failed: a
             :class:`~openai_runs.exceptions.WatchTimeoutError` (its ``run`` is
-            the last run seen) or a permanent API error; *None* otherwise.
+            the last run seen), a
+            :class:`~openai_runs.exceptions.ToolCallError`, or a permanent
+            API error; *None* otherwise.
     """
 
     thread_id: str
@@ -67,6 +70,9 @@ async def watch_many(
     policy: PollPolicy | None = None,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     max_polls_per_second: float | None = None,
+    on_status: OnStatus | None = None,
+    tool_handler: ToolHandler | None = None,
+    cancel_on_tool_error: bool = True,
 ) -> AsyncGenerator[WatchResult, None]:
     """Watch many runs, yielding each one's result as soon as its watch ends.
 
@@ -89,6 +95,13 @@ async def watch_many(
         policy: The poll policy for every run.
         max_in_flight: The most requests waiting for an answer at once.
         max_polls_per_second: A cap on requests sent per second, if any.
+        on_status: Called (and awaited if it is a coroutine function) with
+            a run at each change of its status; keep it quick, since it runs
+            in the poll's slot. What it raises ends that run's watch.
+        tool_handler: Serves each run's tool calls, as for
+            :class:`RunWatcher`; a handler at work does not hold one of the
+            *max_in_flight* slots.
+        cancel_on_tool_error: As for :class:`RunWatcher`.
 
     Yields:
         One :class:`WatchResult` per run.
@@ -106,6 +119,9 @@ async def watch_many(
         timeout=timeout,
         cancel_on_timeout=cancel_on_timeout,
         max_in_flight=max_in_flight,
+        on_status=on_status,
+        tool_handler=tool_handler,
+        cancel_on_tool_error=cancel_on_tool_error,
         spacing=None if max_polls_per_second is None else 1 / max_polls_per_second,
     )
     feeder = asyncio.create_task(scheduler.feed(runs))
@@ -116,21 +132,23 @@ async def watch_many(
                 yield scheduler.results.popleft()
             if feeder.done():
                 feeder.result()  # a bad item in *runs* ends it all
-                if not scheduler.heap and not scheduler.in_flight:
+                if not (scheduler.heap or scheduler.in_flight or scheduler.serving):
                     return
             await scheduler.step()
     finally:
         feeder.cancel()
-        for task in scheduler.in_flight:
+        tasks = scheduler.in_flight | scheduler.serving
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(feeder, *scheduler.in_flight, return_exceptions=True)
+        await asyncio.gather(feeder, *tasks, return_exceptions=True)
 
 
 class _Scheduler:
     """The heap of next polls, and the few tasks for requests in flight.
 
-    Only a request in flight has a task; a sleeping run is a heap entry and a
-    :class:`RunWatcher` of a few hundred bytes.
+    Only a request in flight, or a tool handler at work, has a task; a
+    sleeping run is a heap entry and a :class:`RunWatcher` of a few hundred
+    bytes.
     """
 
     def __init__(
@@ -141,6 +159,9 @@ class _Scheduler:
         timeout: float | None,
         cancel_on_timeout: bool,
         max_in_flight: int,
+        on_status: OnStatus | None,
+        tool_handler: ToolHandler | None,
+        cancel_on_tool_error: bool,
         spacing: float | None,
     ) -> None:
         self.client = client
@@ -148,9 +169,14 @@ class _Scheduler:
         self.timeout = timeout
         self.cancel_on_timeout = cancel_on_timeout
         self.max_in_flight = max_in_flight
+        self.on_status = on_status
+        self.tool_handler = tool_handler
+        self.cancel_on_tool_error = cancel_on_tool_error
         self.spacing = spacing
         self.heap: list[tuple[float, int, RunWatcher, Any]] = []
         self.in_flight: set[asyncio.Task[float | None]] = set()
+        # Tool handlers at work: not requests, so not bound by max_in_flight.
+        self.serving: set[asyncio.Task[float | None]] = set()
         self.results: deque[WatchResult] = deque()
         self.wake = asyncio.Event()
         self.order = itertools.count()
@@ -185,6 +211,9 @@ class _Scheduler:
             timeout=self.timeout,
             cancel_on_timeout=self.cancel_on_timeout,
             policy=self.policy,
+            on_status=self.on_status,
+            tool_handler=self.tool_handler,
+            cancel_on_tool_error=self.cancel_on_tool_error,
         )
         watcher._begin()
         first = time.monotonic() + random.uniform(0, self.policy.initial)  # noqa: S311
@@ -203,12 +232,16 @@ class _Scheduler:
             and now >= self.next_send
         ):
             _, _, watcher, key = heapq.heappop(self.heap)
-            task = asyncio.create_task(self.turn(watcher))
-            self.in_flight.add(task)
+            if watcher._needs_tools():
+                task = asyncio.create_task(self.serve(watcher))
+                self.serving.add(task)
+            else:
+                task = asyncio.create_task(self.turn(watcher))
+                self.in_flight.add(task)
             task.add_done_callback(
                 functools.partial(self.done, watcher=watcher, key=key)
             )
-            if self.spacing is not None:
+            if self.spacing is not None and task in self.in_flight:
                 self.next_send = max(self.next_send, now) + self.spacing
         self.wake.clear()
         delay = None
@@ -217,6 +250,15 @@ class _Scheduler:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await self.wake.wait()
+
+    async def serve(self, watcher: RunWatcher) -> float | None:
+        """Have *watcher*'s tool handler answer its run; submit at once after.
+
+        Raises:
+            ToolCallError: The handler raised.
+        """
+        await watcher._serve_tools()
+        return 0.0
 
     async def turn(self, watcher: RunWatcher) -> float | None:
         """Send *watcher*'s next request; return the delay to its next one.
@@ -244,13 +286,15 @@ class _Scheduler:
                 self.paused_until = max(self.paused_until, time.monotonic() + delay)
             return max(min(delay, watcher._remaining()), 0.0)
         watcher._failures = 0
-        watcher._observe(run)
+        if watcher._observe(run):
+            await watcher._report(run)
         return watcher._next_delay(run, poll_after_ms)
 
     def done(
         self, task: asyncio.Task[float | None], watcher: RunWatcher, key: Any
     ) -> None:
         self.in_flight.discard(task)
+        self.serving.discard(task)
         self.wake.set()
         if task.cancelled():
             return

@@ -14,6 +14,7 @@ import attrs
 import tenacity
 
 from ._retry import RetryPolicy, is_transient, retry_hint
+from ._tools import ToolHandler, serve_tool_calls
 from .exceptions import (
     APIDecodeError,
     APIResponseError,
@@ -21,9 +22,10 @@ from .exceptions import (
     BadRequestError,
     InvalidRequestError,
     OpenAIRunsError,
+    ToolCallError,
     WatchTimeoutError,
 )
-from .models import Run, RunStatus
+from .models import Run, RunStatus, ToolOutput
 
 if TYPE_CHECKING:
     from ._client import RunsClient
@@ -67,6 +69,8 @@ class PollPolicy:
         cancel_grace: How long a timed or caller cancel may take, in seconds (15).
         expiry_slack: How long past the run's ``expires_at`` a watch goes on,
             in seconds (60).
+        max_tool_calls: How many tool calls of one run a tool handler serves
+            at once (8).
     """
 
     initial: float = attrs.field(default=0.25, validator=_positive)
@@ -80,6 +84,7 @@ class PollPolicy:
     deadline: float = attrs.field(default=900.0, validator=_positive)
     cancel_grace: float = attrs.field(default=15.0, validator=_not_negative)
     expiry_slack: float = attrs.field(default=60.0, validator=_not_negative)
+    max_tool_calls: int = attrs.field(default=8, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen(kw_only=True)
@@ -142,9 +147,13 @@ class RunWatcher:
     ``await watcher.wait()`` returns the run once it is terminal
     (``completed``, ``failed``, ``cancelled``, ``expired``, ``incomplete``)
     or ``requires_action`` (which is not an end: the run waits for tool
-    outputs). ``async for run in watcher`` yields the run at each change of
-    status. A status this version does not know keeps the normal cadence and
-    ends the watch only when the run carries a terminal timestamp.
+    outputs). Given a *tool_handler*, the watcher serves ``requires_action``
+    itself: it answers the tool calls (concurrently, up to the policy's
+    *max_tool_calls*), submits the outputs in one request in the API's
+    order, and watches on. ``async for run in watcher`` yields the run at
+    each change of status. A status this version does not know keeps the
+    normal cadence and ends the watch only when the run carries a terminal
+    timestamp.
 
     Transient faults (connection errors, timeouts, 429, 5xx, malformed
     bodies) are retried, honouring ``Retry-After``; permanent ones (401, 403,
@@ -166,6 +175,17 @@ class RunWatcher:
             the run at each change of status.
         cancel_on_caller_cancel: When the awaiting task is cancelled, cancel
             the run on the server too (shielded, within *cancel_grace*).
+        tool_handler: Answers each tool call at ``requires_action``; see
+            :class:`~openai_runs.ToolHandler` and
+            :func:`~openai_runs.tool_registry`. Its time counts against the
+            deadline: a handler still working at the deadline is cancelled
+            and the watch times out as it would while polling. A run that
+            ends while the handler works (it expired, or was cancelled) is
+            reported as it ended.
+        cancel_on_tool_error: When the handler raises, cancel the run before
+            raising :class:`~openai_runs.exceptions.ToolCallError` (the
+            default: the run could only wait until it expired, and an active
+            run keeps its thread locked).
         clock: The monotonic clock, for tests.
         sleep: The sleep, for tests.
 
@@ -185,11 +205,14 @@ class RunWatcher:
         "_failures",
         "_grace",
         "_interval",
+        "_outputs",
+        "_refused",
         "_run",
         "_sleep",
         "_started",
         "cancel_on_caller_cancel",
         "cancel_on_timeout",
+        "cancel_on_tool_error",
         "on_status",
         "policy",
         "polls",
@@ -197,6 +220,7 @@ class RunWatcher:
         "run_id",
         "thread_id",
         "timeout",
+        "tool_handler",
     )
 
     def __init__(
@@ -210,6 +234,8 @@ class RunWatcher:
         policy: PollPolicy | None = None,
         on_status: OnStatus | None = None,
         cancel_on_caller_cancel: bool = False,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -223,6 +249,8 @@ class RunWatcher:
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_caller_cancel = cancel_on_caller_cancel
         self.on_status = on_status
+        self.tool_handler = tool_handler
+        self.cancel_on_tool_error = cancel_on_tool_error
         self._clock = clock
         self._sleep = sleep
         self._deadline: float | None = None
@@ -232,6 +260,8 @@ class RunWatcher:
         self._grace = False
         self._cancel_sent = False
         self._failures = 0
+        self._outputs: list[ToolOutput] | None = None
+        self._refused: tuple[list[str], BadRequestError] | None = None
         self.polls = 0
         self.retries = 0
 
@@ -275,6 +305,8 @@ class RunWatcher:
         policy: PollPolicy | None = None,
         on_status: OnStatus | None = None,
         cancel_on_caller_cancel: bool = False,
+        tool_handler: ToolHandler | None = None,
+        cancel_on_tool_error: bool = True,
     ) -> Self:
         """Go on with a watch saved by :meth:`state`, keeping its deadline.
 
@@ -288,6 +320,8 @@ class RunWatcher:
             policy: As for :class:`RunWatcher`.
             on_status: As for :class:`RunWatcher`.
             cancel_on_caller_cancel: As for :class:`RunWatcher`.
+            tool_handler: As for :class:`RunWatcher`.
+            cancel_on_tool_error: As for :class:`RunWatcher`.
 
         Returns:
             A watcher whose deadline and counters are the saved ones; a
@@ -302,6 +336,8 @@ class RunWatcher:
             policy=policy,
             on_status=on_status,
             cancel_on_caller_cancel=cancel_on_caller_cancel,
+            tool_handler=tool_handler,
+            cancel_on_tool_error=cancel_on_tool_error,
         )
         watcher.polls = state.polls
         watcher.retries = state.retries
@@ -311,12 +347,15 @@ class RunWatcher:
         """Poll until the run ends or needs the caller, and return it.
 
         Returns:
-            The run, terminal or ``requires_action``.
+            The run: terminal, or ``requires_action`` when there is no
+            *tool_handler*.
 
         Raises:
             WatchTimeoutError: The deadline passed; its ``run`` is the last
                 run seen (after a timed cancel, how the run ended).
-            APIStatusError: A permanent fault, such as 401 or 404.
+            ToolCallError: The tool handler raised.
+            APIStatusError: A permanent fault, such as 401 or 404, or tool
+                outputs the API refused.
         """
         async for _ in self:
             pass
@@ -338,14 +377,13 @@ class RunWatcher:
         )
         try:
             while True:
+                if self._needs_tools():
+                    await self._serve_tools()
                 answer: tuple[Run, int | None] = await retrying(self._request)
                 run, poll_after_ms = answer
                 self._failures = 0
                 if self._observe(run):
-                    if self.on_status is not None:
-                        result = self.on_status(run)
-                        if inspect.isawaitable(result):
-                            await result
+                    await self._report(run)
                     yield run
                 delay = self._next_delay(run, poll_after_ms)
                 if delay is None:
@@ -359,6 +397,70 @@ class RunWatcher:
             raise
 
     # --- The steps, shared with watch_many's scheduler ----------------------
+
+    async def _report(self, run: Run) -> None:
+        """Call the status hook with *run*."""
+        if self.on_status is not None:
+            result = self.on_status(run)
+            if inspect.isawaitable(result):
+                await result
+
+    def _needs_tools(self) -> bool:
+        """Whether the run waits on tool calls the handler has not answered."""
+        run = self._run
+        return (
+            self.tool_handler is not None
+            and run is not None
+            and run.status == RunStatus.REQUIRES_ACTION
+            and self._outputs is None
+            and not self._grace
+            and self._remaining() > 0
+        )
+
+    async def _serve_tools(self) -> None:
+        """Have the handler answer the run's tool calls, within the deadline.
+
+        Raises:
+            ToolCallError: The handler raised (the run cancelled first, if
+                so configured).
+        """
+        run = self._run
+        assert run is not None
+        assert self.tool_handler is not None
+        try:
+            async with asyncio.timeout(self._remaining()):
+                self._outputs = await serve_tool_calls(
+                    self.tool_handler, run, limit=self.policy.max_tool_calls
+                )
+        except TimeoutError:
+            # The next request takes the deadline's path: raise or cancel.
+            self._deadline = self._clock()
+            logger.debug("watch %s: deadline passed in the tool handler", self.run_id)
+        except ToolCallError as exc:
+            if self.cancel_on_tool_error:
+                exc.run = await self._cancel_shielded() or run
+            raise
+
+    async def _submit(self) -> Run | None:
+        """Submit the handler's outputs; *None* if the run no longer takes them."""
+        assert self._outputs is not None
+        outputs = self._outputs
+        try:
+            run = await self._client.runs.submit_tool_outputs(
+                self.thread_id,
+                self.run_id,
+                tool_outputs=outputs,
+                timeout=self._request_timeout(),
+                max_retries=0,
+            )
+        except BadRequestError as exc:
+            # Most often the run left requires_action while the handler
+            # worked (it expired, or was cancelled): a poll tells how it ended.
+            # If it still waits on the same calls, _next_delay raises this.
+            self._refused = ([o.tool_call_id for o in outputs], exc)
+            run = None
+        self._outputs = None
+        return run
 
     def _begin(self) -> None:
         self._started = self._clock()
@@ -416,6 +518,10 @@ class RunWatcher:
             else:
                 self._cancel_sent = True
                 return cancelled, None
+        if self._outputs is not None and not self._grace:
+            submitted = await self._submit()
+            if submitted is not None:
+                return submitted, None
         self.polls += 1
         response = await self._client.runs.retrieve_response(
             self.thread_id, self.run_id, timeout=self._request_timeout(), max_retries=0
@@ -455,9 +561,16 @@ class RunWatcher:
                 )
             return None
         if run.status == RunStatus.REQUIRES_ACTION and not self._grace:
-            # The one place requires_action is handled: the caller must submit
-            # tool outputs, so the watch hands the run back.
-            return None
+            # The one place requires_action is handled: without a tool
+            # handler the caller must submit tool outputs, so the watch hands
+            # the run back; with one, the next step serves the calls.
+            if self.tool_handler is None:
+                return None
+            if self._refused is not None:
+                answered, error = self._refused
+                if answered == [call.id for call in run.tool_calls]:
+                    raise error
+            return 0.0
         policy = self.policy
         if poll_after_ms is not None:
             delay = min(
@@ -468,18 +581,23 @@ class RunWatcher:
             self._interval = min(self._interval * policy.multiplier, policy.maximum)
         return max(min(delay, self._remaining()), 0.0)
 
-    async def _cancel_shielded(self) -> None:
-        """Cancel the run on the server, shielded from the caller's cancel."""
+    async def _cancel_shielded(self) -> Run | None:
+        """Cancel the run on the server, shielded from the caller's cancel.
 
-        async def cancel() -> None:
+        Returns:
+            The run the cancel answered with, or *None* if it failed.
+        """
+
+        async def cancel() -> Run | None:
             try:
                 async with asyncio.timeout(self.policy.cancel_grace):
-                    await self._client.runs.cancel(
+                    return await self._client.runs.cancel(
                         self.thread_id, self.run_id, max_retries=0
                     )
             except (TimeoutError, OpenAIRunsError) as exc:
                 logger.debug(
                     "watch %s: cancel on the way out failed: %s", self.run_id, exc
                 )
+                return None
 
-        await asyncio.shield(asyncio.ensure_future(cancel()))
+        return await asyncio.shield(asyncio.ensure_future(cancel()))

@@ -18,7 +18,8 @@
     │   │   │   └── InsufficientQuotaError      429 insufficient_quota
     │   │   └── InternalServerError             5xx
     │   └── APIDecodeError                      a body that is not what the API sends
-    └── WatchTimeoutError                       a watch outlived its deadline
+    ├── WatchTimeoutError                       a watch outlived its deadline
+    └── ToolCallError                           a tool handler failed during a watch
 
 The names follow openai-python's where they mean the same thing. No message,
 attribute or repr here ever holds the API key.
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import Run
+    from .models import Run, ToolCall
 
 __all__ = [
     "APIConnectionError",
@@ -49,6 +50,7 @@ __all__ = [
     "OpenAIRunsError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
     "error_from_response",
@@ -199,6 +201,25 @@ class WatchTimeoutError(OpenAIRunsError):
     def __init__(self, message: str, run: Run | None) -> None:
         super().__init__(message)
         self.run = run
+
+
+class ToolCallError(OpenAIRunsError):
+    """A tool handler raised, so the watch could not answer the run's tool calls.
+
+    The handler's own exception is the ``__cause__``. Unless the watch was
+    told otherwise (``cancel_on_tool_error=False``), the run was cancelled,
+    since it could only wait in ``requires_action`` until it expired.
+
+    Attributes:
+        run: The run: ``cancelling`` (or how it ended) after the cancel, else
+            ``requires_action``.
+        tool_call: The :class:`~openai_runs.models.ToolCall` that failed.
+    """
+
+    def __init__(self, message: str, *, run: Run, tool_call: ToolCall) -> None:
+        super().__init__(message)
+        self.run = run
+        self.tool_call = tool_call
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

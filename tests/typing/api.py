@@ -15,12 +15,14 @@ from openai_runs import (
     RunStatus,
     RunStep,
     RunWatcher,
+    ToolHandler,
     WatchResult,
     WatchState,
+    tool_registry,
 )
 from openai_runs.auth import ApiKeyAuth, TokenAuth
-from openai_runs.exceptions import APIStatusError, InvalidRequestError
-from openai_runs.models import Page, as_datetime
+from openai_runs.exceptions import APIStatusError, InvalidRequestError, ToolCallError
+from openai_runs.models import Page, ToolCall, ToolOutput, as_datetime
 
 
 async def token() -> tuple[str, float]:
@@ -50,7 +52,31 @@ async def use() -> None:
             assert_type(seen, Run)
         assert_type(watcher.state(), WatchState)
         assert_type(await client.runs.poll("t", "r", timeout=600), Run)
-        async for result in client.runs.watch_many([("t", "r"), ("t", "r2", "key")]):
+        handler = tool_registry({"get_weather": lambda city: {"city": city}})
+        assert_type(handler, ToolHandler)
+
+        async def serve(call: ToolCall) -> str:
+            return call.function.arguments
+
+        final = await client.runs.create_and_poll(
+            "t", assistant_id="a", tool_handler=serve, timeout=60
+        )
+        assert_type(final, Run)
+        outputs = [ToolOutput(tool_call_id="c", output="{}")]
+        assert_type(
+            await client.runs.submit_tool_outputs_and_poll(
+                "t", "r", tool_outputs=outputs, tool_handler=handler
+            ),
+            Run,
+        )
+        try:
+            await client.runs.poll("t", "r", tool_handler=lambda call: "sync")
+        except ToolCallError as error:
+            assert_type(error.tool_call, ToolCall)
+            assert_type(error.run, Run)
+        async for result in client.runs.watch_many(
+            [("t", "r"), ("t", "r2", "key")], on_status=print, tool_handler=handler
+        ):
             assert_type(result, WatchResult)
             assert_type(result.run, Run | None)
     RunsClient(auth=ApiKeyAuth("k"))
