@@ -32,6 +32,7 @@ from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
 from .exceptions import (
     EXCERPT_LIMIT,
     APIDecodeError,
+    APIResponseError,
     InvalidRequestError,
     error_from_response,
 )
@@ -284,14 +285,47 @@ class RunsClient:
                 error = error_from_response(status, headers, raw)
                 if status == 404 and self._hosted_openai and not self._answered:
                     error.args = (error.args[0] + _RETIRED_HINT,)
+                await self._redact(error)
                 raise error
             self._answered = True
-            return Response(_parse(raw, cls, status, headers), status, headers)
+            try:
+                parsed = _parse(raw, cls, status, headers)
+            except APIDecodeError as error:
+                await self._redact(error)
+                raise
+            return Response(parsed, status, headers)
 
         control = self._retrying
         if max_retries is not None and max_retries != self.max_retries:
             control = retrying(self.retry_policy, max_retries)
         return await control(attempt)
+
+
+    async def _redact(self, error: APIResponseError) -> None:
+        """Blank out any credential a server echoed back into *error*.
+
+        Debugging proxies and some gateways answer with the request they got,
+        headers included; the excerpt, message and body must not carry the key
+        on into logs and tracebacks.
+        """
+        for value in (await self._transport.auth.headers()).values():
+            secret = value.rpartition(" ")[2]
+            if len(secret) >= 8:
+                _redact_error(error, secret)
+
+
+def _redact_error(error: APIResponseError, secret: str) -> None:
+    """Replace *secret* wherever *error* shows text from the response."""
+    hidden = "[redacted]"
+    error.excerpt = error.excerpt.replace(secret, hidden)
+    error.message = error.message.replace(secret, hidden)
+    error.args = tuple(
+        a.replace(secret, hidden) if isinstance(a, str) else a for a in error.args
+    )
+    if error.body is not None:
+        text = json.dumps(error.body)
+        if secret in text:
+            error.body = json.loads(text.replace(secret, hidden))
 
 
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:

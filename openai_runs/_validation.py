@@ -18,8 +18,9 @@ METADATA_MAX_KEY_LENGTH: Final = 64
 METADATA_MAX_VALUE_LENGTH: Final = 512
 
 # An id is one path segment: nothing that could end it (/ ? #), climb out of
-# it (. and ..), or that a server might fold (whitespace, control characters).
-_UNSAFE_ID = re.compile(r"[/?#%\\\s\x00-\x1f\x7f]")
+# it (. and ..), that a server might fold (whitespace, control characters), or
+# that has no UTF-8 form to percent-encode (lone surrogates).
+_UNSAFE_ID = re.compile(r"[/?#%\\\s\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def check_id(name: str, value: object) -> str:
@@ -32,7 +33,8 @@ def check_id(name: str, value: object) -> str:
         raise InvalidRequestError(
             name,
             f"{value[:80]!r} is not a valid id: ids may not contain '/', '?', "
-            "'#', '%', '\\', whitespace or control characters, nor be '.' or '..'",
+            "'#', '%', '\\', whitespace, control characters or lone surrogates, "
+            "nor be '.' or '..'",
         )
     return value
 
@@ -86,7 +88,7 @@ def list_params(
             )
         params["limit"] = str(limit)
     if order is not None:
-        if order not in ORDERS:
+        if not isinstance(order, str) or order not in ORDERS:
             raise InvalidRequestError(
                 "order", f"must be 'asc' or 'desc', not {order!r}"
             )
@@ -106,7 +108,7 @@ def check_include(include: Iterable[str] | None) -> list[str]:
         raise InvalidRequestError("include", "must be a list of strings, not a string")
     values = list(include)
     for value in values:
-        if value not in STEP_INCLUDES:
+        if not isinstance(value, str) or value not in STEP_INCLUDES:
             raise InvalidRequestError(
                 "include",
                 f"unknown value {value!r}; known: {', '.join(sorted(STEP_INCLUDES))}",

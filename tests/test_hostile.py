@@ -1,0 +1,590 @@
+"""Hostile and bad input: arbitrary arguments and bodies, path injection, secrets, TLS.
+
+Arguments either become a well-formed request, checked at a loopback server
+that records the raw path, or raise :class:`InvalidRequestError` with nothing
+sent. Bodies either parse or raise :class:`APIDecodeError`. Nothing else
+(``KeyError``, ``TypeError``, ``AttributeError``, ``UnicodeError``) escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+import aiohttp
+import attrs
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from openai_runs import RetryPolicy, Run, RunsClient, RunStep
+from openai_runs import exceptions as exc
+from openai_runs._client import _parse
+from openai_runs.models import Page
+
+KEY = "sk-hostile-SECRET-abcdef0123456789"
+INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+RUN = {
+    "id": "run_1",
+    "object": "thread.run",
+    "created_at": 1_700_000_000,
+    "thread_id": "thread_1",
+    "assistant_id": "asst_1",
+    "status": "completed",
+    "required_action": None,
+    "last_error": None,
+    "expires_at": None,
+    "started_at": 1_700_000_001,
+    "cancelled_at": None,
+    "failed_at": None,
+    "completed_at": 1_700_000_002,
+    "incomplete_details": None,
+    "model": "gpt-4o",
+    "instructions": "",
+    "tools": [{"type": "file_search"}],
+    "metadata": {},
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "max_prompt_tokens": None,
+    "max_completion_tokens": None,
+    "truncation_strategy": {"type": "auto", "last_messages": None},
+    "response_format": "auto",
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+}
+STEP = {
+    "id": "step_1",
+    "object": "thread.run.step",
+    "created_at": 1_700_000_000,
+    "assistant_id": "asst_1",
+    "thread_id": "thread_1",
+    "run_id": "run_1",
+    "type": "tool_calls",
+    "status": "completed",
+    "cancelled_at": None,
+    "completed_at": 1_700_000_001,
+    "expired_at": None,
+    "failed_at": None,
+    "last_error": None,
+    "usage": None,
+    "metadata": {},
+    "step_details": {
+        "type": "tool_calls",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "file_search",
+                "file_search": {
+                    "results": [
+                        {
+                            "file_id": "file_1",
+                            "file_name": "a.pdf",
+                            "score": 0.5,
+                            "content": [{"type": "text", "text": "hi"}],
+                        }
+                    ]
+                },
+            }
+        ],
+    },
+}
+PAGE = {
+    "object": "list",
+    "data": [STEP],
+    "first_id": "step_1",
+    "last_id": "step_1",
+    "has_more": False,
+}
+
+NASTY_IDS = [
+    "..",
+    ".",
+    "../runs",
+    "run/../../admin",
+    "run_1/cancel",
+    "%2F",
+    "run%2f..",
+    "%2e%2e",
+    "a?b=c",
+    "run_1?limit=1",
+    "a#frag",
+    "a\r\nX-Injected: 1",
+    "a\nb",
+    "a\tb",
+    " run",
+    "run\x00",
+    "a\\b",
+    "http://evil.example/x",
+    "\u2028",
+    "\ud800",  # a lone surrogate: no UTF-8 form, so no URL form
+]
+LOOKALIKES = [
+    "\uff0f",
+    "\u2215",
+    "@evil",
+    ";x=1",
+    "run_1;jsessionid=1",
+    "ü",
+    "$&'()*+,=",
+    "~",
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+ids = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(NASTY_IDS + LOOKALIKES),
+    st.from_regex(r"\A[a-z]{1,6}_[A-Za-z0-9]{1,24}\Z"),
+)
+anything = st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=5))
+
+
+@attrs.define
+class Recorder:
+    """A loopback server that records each request and answers with *body*."""
+
+    seen: list[tuple[str, str, bytes]] = attrs.Factory(list)
+    body: bytes | None = None
+    status: int = 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append((request.method, request.raw_path, await request.read()))
+        body = self.body
+        if body is None:
+            parts = request.path.split("/")
+            data = {"steps": PAGE}.get(parts[-1]) or (
+                STEP if parts[-2:-1] == ["steps"] else RUN
+            )
+            body = json.dumps(data).encode()
+        return web.Response(body=body, status=self.status)
+
+
+@attrs.frozen
+class Loopback:
+    runner: asyncio.Runner
+    recorder: Recorder
+    client: RunsClient
+
+    def call(self, coro: Any) -> Any:
+        """Run *coro* after forgetting earlier requests; return its result."""
+        self.recorder.seen.clear()
+        self.recorder.body = None
+        self.recorder.status = 200
+        return self.runner.run(coro)
+
+
+@pytest.fixture(name="loopback", scope="module")
+def _loopback() -> Iterator[Loopback]:
+    recorder = Recorder()
+    with asyncio.Runner() as runner:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", recorder.handle)
+        server = TestServer(app, host="127.0.0.1")
+        runner.run(server.start_server())
+
+        async def make() -> RunsClient:
+            return RunsClient(
+                api_key=KEY, base_url=str(server.make_url("/v1")), max_retries=0
+            )
+
+        client = runner.run(make())
+        try:
+            yield Loopback(runner, recorder, client)
+        finally:
+            runner.run(client.aclose())
+            runner.run(server.close())
+
+
+# No "explain" phase: it replays a failure hundreds of times over HTTP.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def sent_or_refused(loopback: Loopback, call: Any) -> list[tuple[str, str, bytes]]:
+    """Make a call: InvalidRequestError with nothing sent, or exactly one request."""
+    try:
+        loopback.call(attempt(call))
+    except exc.InvalidRequestError:
+        assert loopback.recorder.seen == []
+        return []
+    assert len(loopback.recorder.seen) == 1
+    return loopback.recorder.seen
+
+
+def segments(raw_path: str) -> list[str]:
+    """The decoded path segments of a raw request path, without the query."""
+    path = raw_path.partition("?")[0]
+    assert "#" not in raw_path
+    return [unquote(p) for p in path.split("/")]
+
+
+@FUZZ
+@given(thread_id=ids, run_id=ids, step_id=ids)
+def test_any_ids_stay_in_their_segments_or_are_refused(
+    loopback: Loopback, thread_id: str, run_id: str, step_id: str
+) -> None:
+    """Arbitrary ids reach the server each as exactly one path segment, or are refused."""
+    seen = sent_or_refused(
+        loopback,
+        lambda: loopback.client.runs.steps.retrieve(thread_id, run_id, step_id),
+    )
+    if seen:
+        method, raw_path, _ = seen[0]
+        assert method == "GET"
+        assert "?" not in raw_path
+        assert segments(raw_path) == [
+            "",
+            "v1",
+            "threads",
+            thread_id,
+            "runs",
+            run_id,
+            "steps",
+            step_id,
+        ]
+
+
+@pytest.mark.parametrize("bad", NASTY_IDS)
+def test_path_injection_is_refused_before_sending(loopback: Loopback, bad: str) -> None:
+    """Ids that could leave their segment (../, %2F, ?, #, CR/LF, ...) are refused."""
+    for call in (
+        lambda: loopback.client.runs.retrieve(bad, "run_1"),
+        lambda: loopback.client.runs.cancel("thread_1", bad),
+        lambda: loopback.client.runs.steps.retrieve("thread_1", "run_1", bad),
+        lambda: loopback.client.runs.steps.list("thread_1", "run_1", after=bad),
+    ):
+        with pytest.raises(exc.InvalidRequestError):
+            loopback.call(attempt(call))
+        assert loopback.recorder.seen == []
+
+
+async def attempt(call: Any) -> None:
+    """Make the call (a list refuses at once, the rest when awaited) and await it."""
+    await call()
+
+
+@pytest.mark.parametrize("odd", LOOKALIKES)
+def test_lookalike_characters_are_sent_encoded_in_their_segment(
+    loopback: Loopback, odd: str
+) -> None:
+    """Unicode slashes, ';', '@' and the like are percent-encoded, never a new path."""
+    loopback.call(loopback.client.runs.retrieve("thread_1", odd))
+    _, raw_path, _ = loopback.recorder.seen[0]
+    assert raw_path.split("/")[-1] == quote(odd, safe="")
+    assert segments(raw_path)[-1] == odd
+
+
+@pytest.mark.parametrize("value", [None, 42, b"run_1", ["run_1"], ""])
+def test_ids_that_are_not_strings_are_refused(loopback: Loopback, value: Any) -> None:
+    """An id that is not a non-empty string is an InvalidRequestError, not a TypeError."""
+    with pytest.raises(exc.InvalidRequestError):
+        loopback.call(loopback.client.runs.retrieve("thread_1", value))
+    assert loopback.recorder.seen == []
+
+
+metadata = st.one_of(
+    anything,
+    st.text(max_size=5),
+    st.lists(st.text(max_size=3), max_size=3),
+    st.dictionaries(
+        st.one_of(st.text(max_size=70), st.integers()),
+        st.one_of(st.text(max_size=520), anything),
+        max_size=18,
+    ),
+)
+
+
+@FUZZ
+@given(value=metadata)
+def test_any_metadata_is_sent_exactly_or_refused(
+    loopback: Loopback, value: Any
+) -> None:
+    """Arbitrary metadata is sent as the same JSON object, or refused before sending."""
+    seen = sent_or_refused(
+        loopback,
+        lambda: loopback.client.runs.update("thread_1", "run_1", metadata=value),
+    )
+    if seen:
+        body = json.loads(seen[0][2])
+        assert body == ({} if value is None else {"metadata": value})
+
+
+@FUZZ
+@given(
+    limit=st.one_of(anything, st.booleans(), st.text(max_size=3)),
+    order=st.one_of(
+        anything,
+        st.text(max_size=5),
+        st.sampled_from(["asc", "desc"]),
+        st.lists(st.just("asc"), max_size=1),
+    ),
+    after=st.one_of(st.none(), ids, anything),
+    before=st.one_of(st.none(), ids),
+    include=st.one_of(
+        st.none(),
+        st.text(max_size=5),
+        st.lists(
+            st.one_of(
+                st.just(INCLUDE), st.text(max_size=5), anything, st.lists(anything)
+            ),
+            max_size=2,
+        ),
+    ),
+)
+def test_any_query_values_are_sent_exactly_or_refused(
+    loopback: Loopback, limit: Any, order: Any, after: Any, before: Any, include: Any
+) -> None:
+    """Arbitrary paging values become the same query parameters, or are refused."""
+    seen = sent_or_refused(
+        loopback,
+        lambda: loopback.client.runs.steps.list(
+            "thread_1",
+            "run_1",
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+            include=include,
+        ).first_page(),
+    )
+    if seen:
+        path, _, query = seen[0][1].partition("?")
+        assert path == "/v1/threads/thread_1/runs/run_1/steps"
+        expected = [
+            (name, str(value))
+            for name, value in [
+                ("limit", limit),
+                ("order", order),
+                ("after", after),
+                ("before", before),
+            ]
+            if value is not None
+        ] + [("include[]", v) for v in include or ()]
+        assert parse_qsl(query, keep_blank_values=True) == expected
+
+
+def mutated(base: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """*base* with one field replaced, dropped, or nested values replaced."""
+    keys = st.sampled_from(sorted(base))
+    return st.one_of(
+        st.builds(lambda k, v: {**base, k: v}, keys, json_values),
+        st.builds(lambda k: {x: y for x, y in base.items() if x != k}, keys),
+        json_values,
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    body=st.one_of(mutated(RUN), mutated(STEP), mutated(PAGE)),
+    cls=st.sampled_from([Run, RunStep, Page[RunStep], Page[Run]]),
+)
+def test_any_json_body_parses_or_is_a_decode_error(body: Any, cls: Any) -> None:
+    """Any JSON body, and valid ones with one field made hostile, parse or raise APIDecodeError."""
+    try:
+        raw = json.dumps(body).encode()
+    except ValueError:  # NaN is fine for json.dumps; this guards the odd case
+        return
+    outcome: Any
+    try:
+        outcome = _parse(raw, cls, 200, {"x-request-id": "req_1"})
+    except exc.APIDecodeError as error:
+        outcome = error
+    if isinstance(outcome, exc.APIDecodeError):
+        assert (outcome.request_id, outcome.status_code) == ("req_1", 200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_body_is_a_decode_error(raw: bytes) -> None:
+    """Arbitrary bytes as a 200 body parse only if they are a run; else APIDecodeError."""
+    with contextlib.suppress(exc.APIDecodeError):
+        _parse(raw, Run, 200, {})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.integers(300, 599),
+    body=st.one_of(
+        st.binary(max_size=100),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.builds(
+            lambda e: json.dumps({"error": e}).encode(),
+            st.one_of(json_values, st.dictionaries(st.text(), json_values)),
+        ),
+    ),
+)
+def test_any_error_answer_maps_to_a_response_error(status: int, body: bytes) -> None:
+    """Any error status with any body becomes an APIResponseError, never a crash."""
+    error = exc.error_from_response(status, {"x-request-id": "req_1"}, body)
+    assert isinstance(error, exc.APIStatusError)
+    assert error.status_code == status
+    assert error.request_id == "req_1"
+    assert isinstance(str(error), str)
+
+
+def test_hostile_bodies_over_the_wire_are_decode_errors(loopback: Loopback) -> None:
+    """Over HTTP, non-run bodies end in APIDecodeError carrying the request's context."""
+    for body in [b"", b"null", b"[]", b'{"id": 1}', b"\xff\xfe", b'"run"', b"{" * 5000]:
+        loopback.recorder.body = body
+        with pytest.raises(exc.APIDecodeError) as info:
+            loopback.runner.run(loopback.client.runs.retrieve("thread_1", "run_1"))
+        assert len(info.value.excerpt) <= exc.EXCERPT_LIMIT
+
+
+# -- secrets -------------------------------------------------------------------
+
+
+def test_key_echoed_by_a_server_never_reaches_errors_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server echoing the Authorization header back cannot put the key in errors or logs."""
+    caplog.set_level(logging.DEBUG, logger="openai_runs")
+
+    async def echo(request: web.Request) -> web.Response:
+        page = f"<pre>bad request; you sent {dict(request.headers)!r}</pre>"
+        status = 400 if request.path.endswith("run_1") else 200
+        return web.Response(status=status, text=page)
+
+    async def main() -> list[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        texts: list[str] = []
+        async with (
+            TestServer(app, host="127.0.0.1") as http,
+            RunsClient(api_key=KEY, base_url=str(http.make_url("/v1"))) as client,
+        ):
+            for run_id in ("run_1", "run_2"):  # an error status, then a bad 200
+                try:
+                    await client.runs.retrieve("thread_1", run_id)
+                except exc.APIResponseError as error:
+                    texts += [str(error), repr(error), error.excerpt, repr(error.body)]
+                    texts += [str(error.args), error.message]
+        return texts
+
+    texts = asyncio.run(main())
+    assert len(texts) == 12
+    assert all(KEY not in text for text in texts)
+    assert "sk-h" not in caplog.text
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_no_redirect_is_followed_so_the_key_stays_home(status: int) -> None:
+    """Every redirect status is an error; the other origin never sees a request."""
+    other: list[web.Request] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        other.append(request)
+        return web.json_response(RUN)
+
+    to: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=status, headers={"Location": to[0]})
+
+    async def main() -> None:
+        target_app, home_app = web.Application(), web.Application()
+        target_app.router.add_route("*", "/{tail:.*}", elsewhere)
+        home_app.router.add_route("*", "/{tail:.*}", redirect)
+        async with TestServer(target_app, host="127.0.0.1") as target:
+            to.append(str(target.make_url("/v1/threads/thread_1/runs/run_1")))
+            async with (
+                TestServer(home_app, host="127.0.0.1") as home,
+                RunsClient(
+                    api_key=KEY,
+                    base_url=str(home.make_url("/v1")),
+                    retry_policy=RetryPolicy(initial=0.001, maximum=0.001, jitter=0),
+                ) as client,
+            ):
+                with pytest.raises(exc.APIStatusError) as info:
+                    await client.runs.update("thread_1", "run_1", metadata={})
+        assert info.value.status_code == status
+        assert other == []
+
+    asyncio.run(main())
+
+
+# -- TLS -------------------------------------------------------------------------
+
+
+@pytest.fixture(name="tls", scope="module")
+def _tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_is_verified_unless_the_caller_brings_a_session(
+    tls: tuple[Path, Path],
+) -> None:
+    """A self-signed server is refused by default; a caller's session decides for itself."""
+    cert, key = tls
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response(RUN)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", ok)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+        await site.start()
+        port = runner.addresses[0][1]
+        base_url = f"https://127.0.0.1:{port}/v1"
+        try:
+            async with RunsClient(
+                api_key=KEY, base_url=base_url, max_retries=0
+            ) as client:
+                with pytest.raises(exc.APIConnectionError) as info:
+                    await client.runs.retrieve("thread_1", "run_1")
+                assert "ertificate" in str(info.value)
+                connector = client._transport.session.connector  # type: ignore[union-attr]
+                assert connector._ssl is True  # aiohttp's default: verify
+            connector = aiohttp.TCPConnector(ssl=trusting)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with RunsClient(
+                    api_key=KEY, base_url=base_url, session=session
+                ) as client:
+                    run = await client.runs.retrieve("thread_1", "run_1")
+                assert run.id == "run_1"
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
