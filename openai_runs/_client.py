@@ -300,7 +300,6 @@ class RunsClient:
             control = retrying(self.retry_policy, max_retries)
         return await control(attempt)
 
-
     async def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
 

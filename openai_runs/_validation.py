@@ -88,7 +88,7 @@ def list_params(
             )
         params["limit"] = str(limit)
     if order is not None:
-        if not isinstance(order, str) or order not in ORDERS:
+        if not _one_of(order, ORDERS):
             raise InvalidRequestError(
                 "order", f"must be 'asc' or 'desc', not {order!r}"
             )
@@ -100,6 +100,11 @@ def list_params(
     return params
 
 
+def _one_of(value: object, choices: frozenset[str]) -> bool:
+    """Whether *value* is one of *choices* (an unhashable value is not)."""
+    return isinstance(value, str) and value in choices
+
+
 def check_include(include: Iterable[str] | None) -> list[str]:
     """Return the ``include[]`` values if each is one the API knows."""
     if include is None:
@@ -108,7 +113,7 @@ def check_include(include: Iterable[str] | None) -> list[str]:
         raise InvalidRequestError("include", "must be a list of strings, not a string")
     values = list(include)
     for value in values:
-        if not isinstance(value, str) or value not in STEP_INCLUDES:
+        if not _one_of(value, STEP_INCLUDES):
             raise InvalidRequestError(
                 "include",
                 f"unknown value {value!r}; known: {', '.join(sorted(STEP_INCLUDES))}",
