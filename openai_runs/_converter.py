@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +38,13 @@ def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
     )
 
     def structure(data: Any, _: Any) -> Any:
+        if not isinstance(data, Mapping):
+            # Without this a JSON null fails with a bare TypeError from deep in
+            # the generated code, and a string as one "missing" error per field.
+            problem = TypeError(f"expected a JSON object, got {type(data).__name__}")
+            raise cattrs.ClassValidationError(
+                f"While structuring {cl.__name__}", [problem], cl
+            )
         obj = base(data, cl)
         if not known.issuperset(data):
             # object.__setattr__ is how attrs itself sets frozen fields.
