@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final, TextIO
 
-from . import RunsClient, RunWatcher, converter
+from . import RunsClient, RunWatcher, converter, tool_registry
 from .exceptions import OpenAIRunsError, WatchTimeoutError
 from .models import (
     CodeInterpreterCall,
@@ -23,7 +24,6 @@ from .models import (
     RunStatus,
     RunStep,
     ToolCallsDetails,
-    ToolOutput,
     as_datetime,
 )
 from .testing import Emulator, RunScript, run_server
@@ -378,9 +378,8 @@ DEMO_RUNS: Final = (
 DEMO_TIMEOUT: Final = 4.0
 
 
-def _weather(arguments: str) -> str:
-    city = json.loads(arguments or "{}").get("city", "somewhere")
-    return json.dumps({"city": city, "forecast": "sunny", "celsius": 21})
+def _get_weather(city: str = "somewhere") -> dict[str, Any]:
+    return {"city": city, "forecast": "sunny", "celsius": 21}
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -431,7 +430,8 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
             parameters={"type": "object", "properties": {"city": {"type": "string"}}},
         )
     )
-    runs: list[tuple[str, Run]] = []
+    labels: dict[str, str] = {}
+    refs: list[tuple[str, str, str]] = []
     for label, script in DEMO_RUNS:
         metadata = {"emulator_script": script} if scripted else {"demo": script}
         run = await client.runs.create_thread_and_run(
@@ -439,55 +439,34 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
             tools=[weather] if script == "tool" else None,
             metadata=metadata,
         )
-        runs.append((label, run))
+        labels[run.id] = label
+        refs.append((run.thread_id, run.id, label))
     width = max(len(label) for label, _ in DEMO_RUNS)
-    print(f"Watching {len(runs)} runs at once:", file=out)
+    print(f"Watching {len(labels)} runs at once:", file=out)
 
-    async def watch(label: str, run: Run) -> tuple[str, Run | None, str]:
-        def progress(seen: Run) -> None:
-            elapsed = time.monotonic() - started
-            print(f"  {elapsed:5.1f}s  {label:<{width}}  {seen.status}", file=out)
+    def progress(run: Run) -> None:
+        elapsed = time.monotonic() - started
+        print(f"  {elapsed:5.1f}s  {labels[run.id]:<{width}}  {run.status}", file=out)
 
-        timeout = DEMO_TIMEOUT if scripted else None
-        while True:
-            watcher = RunWatcher(
-                client,
-                run.thread_id,
-                run.id,
-                timeout=timeout,
-                cancel_on_timeout=True,
-                on_status=progress,
-            )
-            try:
-                final = await watcher.wait()
-            except WatchTimeoutError as error:
-                return label, error.run, "timed out, cancelled"
-            except OpenAIRunsError as error:
-                return label, None, f"error: {error}"
-            if final.status != RunStatus.REQUIRES_ACTION:
-                return label, final, ""
-            outputs = [
-                ToolOutput(
-                    tool_call_id=call.id, output=_weather(call.function.arguments)
-                )
-                for call in final.tool_calls
-            ]
-            print(
-                f"  {time.monotonic() - started:5.1f}s  {label:<{width}}  "
-                f"submitting {len(outputs)} tool output(s)",
-                file=out,
-            )
-            run = await client.runs.submit_tool_outputs(
-                run.thread_id, run.id, tool_outputs=outputs
-            )
-
-    results = await asyncio.gather(*(watch(label, run) for label, run in runs))
     rows = [("RUN", "SCRIPT", "STATUS", "NOTE")]
-    for label, final, note in results:
-        status = "-" if final is None else str(final.status)
-        run_id = "-" if final is None else final.id
-        error = None if final is None else final.last_error
-        rows.append((run_id, label, status, note or (error.message if error else "")))
+    watches = client.runs.watch_many(
+        refs,
+        timeout=DEMO_TIMEOUT if scripted else None,
+        cancel_on_timeout=True,
+        on_status=progress,
+        tool_handler=tool_registry({"get_weather": _get_weather}),
+    )
+    async with contextlib.aclosing(watches):
+        async for result in watches:
+            final, note = result.run, ""
+            if isinstance(result.error, WatchTimeoutError):
+                final, note = result.error.run, "timed out, cancelled"
+            elif result.error is not None:
+                note = f"error: {result.error}"
+            status = "-" if final is None else str(final.status)
+            if final is not None and final.last_error is not None:
+                note = note or final.last_error.message
+            rows.append((result.run_id, str(result.key), status, note))
     print(_table(rows))
-    print(f"{len(results)} runs in {time.monotonic() - started:.1f}s", file=out)
+    print(f"{len(rows) - 1} runs in {time.monotonic() - started:.1f}s", file=out)
     return EXIT_OK

@@ -224,7 +224,7 @@ def test_demo_runs_a_batch_on_the_emulator(
     assert " cancelled " in rows["never ends: cancelled on timeout"]
     assert " failed " in rows["fails: server error"]
     assert " incomplete " in rows["ends incomplete"]
-    assert "submitting 1 tool output" in err
+    assert "needs a tool output               requires_action" in err
 
 
 def _free_port() -> int:
