@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import tenacity
 
+from ._retry import retry_wait
 from ._tools import ToolHandler
-from ._watcher import OnStatus, PollPolicy, RunWatcher, is_retryable, retry_wait
+from ._watcher import OnStatus, PollPolicy, RunWatcher, is_retryable
 from .exceptions import InvalidRequestError, RateLimitError
 from .models import Run
 

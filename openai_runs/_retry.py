@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import attrs
@@ -19,7 +19,7 @@ from .exceptions import (
     InsufficientQuotaError,
 )
 
-__all__ = ["RetryPolicy", "retry_hint", "retrying"]
+__all__ = ["RetryPolicy", "retry_hint", "retry_wait", "retrying"]
 
 logger = logging.getLogger("openai_runs")
 
@@ -88,11 +88,27 @@ def is_transient(exc: BaseException) -> bool:
     return exc.status_code in RETRY_STATUSES or exc.status_code >= 500
 
 
-def retrying(policy: RetryPolicy, max_retries: int) -> tenacity.AsyncRetrying:
-    """Build the tenacity controller for one request under *policy*."""
+def retry_wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
+    """Build the tenacity wait for faults: the server's hint, else backoff."""
+    # wait_exponential_jitter(initial=...) warns from tenacity 9.2 on, and its
+    # replacement (multiplier=) is missing before: this sum means the same.
     backoff = tenacity.wait_exponential(
         multiplier=policy.initial, max=policy.maximum
     ) + tenacity.wait_random(0, policy.jitter)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, APIResponseError):
+            hint = retry_hint(exc.headers)
+            if hint is not None:
+                return hint
+        return backoff(state)
+
+    return wait
+
+
+def retrying(policy: RetryPolicy, max_retries: int) -> tenacity.AsyncRetrying:
+    """Build the tenacity controller for one request under *policy*."""
 
     def should_retry(exc: BaseException) -> bool:
         if not is_transient(exc):
@@ -103,14 +119,6 @@ def retrying(policy: RetryPolicy, max_retries: int) -> tenacity.AsyncRetrying:
                 exc.retry_after = hint
                 return False
         return True
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, APIResponseError):
-            hint = retry_hint(exc.headers)
-            if hint is not None:
-                return hint
-        return backoff(state)
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -124,7 +132,7 @@ def retrying(policy: RetryPolicy, max_retries: int) -> tenacity.AsyncRetrying:
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(should_retry),
         stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=wait,
+        wait=retry_wait(policy),
         before_sleep=log_retry,
         reraise=True,
     )

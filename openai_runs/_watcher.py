@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Self
 import attrs
 import tenacity
 
-from ._retry import RetryPolicy, is_transient, retry_hint
+from ._retry import RetryPolicy, is_transient, retry_wait
 from ._tools import ToolHandler, serve_tool_calls
 from .exceptions import (
     APIDecodeError,
-    APIResponseError,
     APITimeoutError,
     BadRequestError,
     InvalidRequestError,
@@ -120,25 +119,6 @@ def is_retryable(exc: BaseException) -> bool:
     for ``CancelledError``, ``KeyboardInterrupt`` or ``SystemExit``.
     """
     return is_transient(exc) or isinstance(exc, APIDecodeError)
-
-
-def retry_wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
-    """Build the tenacity wait for faults: the server's hint, else backoff."""
-    # wait_exponential_jitter(initial=...) warns from tenacity 9.2 on, and its
-    # replacement (multiplier=) is missing before: this sum means the same.
-    backoff = tenacity.wait_exponential(
-        multiplier=policy.initial, max=policy.maximum
-    ) + tenacity.wait_random(0, policy.jitter)
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, APIResponseError):
-            hint = retry_hint(exc.headers)
-            if hint is not None:
-                return hint
-        return backoff(state)
-
-    return wait
 
 
 class RunWatcher:
