@@ -62,3 +62,10 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".", *group("bench"))
     session.run("python", "tests/bench/bench.py", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    # Thousands of watches under faults for minutes: nox -s soak -- --duration 60
+    session.install("-e", ".")
+    session.run("python", "tests/soak/soak.py", *session.posargs)

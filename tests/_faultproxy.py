@@ -57,15 +57,19 @@ class FaultProxy:
     Args:
         upstream: The origin to forward to, such as ``http://127.0.0.1:PORT``.
         trickle_pause: Seconds between the 8-byte pieces of a ``trickle``.
+        hang_for: Seconds a ``hang`` holds the request before dropping it.
 
     Attributes:
         requests: Requests received.
         injected: Faults injected, by name.
     """
 
-    def __init__(self, upstream: str, *, trickle_pause: float = 0.05) -> None:
+    def __init__(
+        self, upstream: str, *, trickle_pause: float = 0.05, hang_for: float = 30.0
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.trickle_pause = trickle_pause
+        self.hang_for = hang_for
         self.requests = 0
         self.injected: Counter[str] = Counter()
         self._planned: deque[str] = deque()
@@ -156,7 +160,9 @@ class FaultProxy:
             _drop(request, reset=True)
             raise asyncio.CancelledError
         if fault == "hang":
-            await self._closing.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.hang_for):
+                    await self._closing.wait()
             _drop(request, reset=True)
             raise asyncio.CancelledError
         if fault in ("html_502", "html_504"):
@@ -164,7 +170,11 @@ class FaultProxy:
             reason = "Bad Gateway" if status == 502 else "Gateway Time-out"
             page = GATEWAY_PAGE.format(status=status, reason=reason)
             return web.Response(status=status, text=page, content_type="text/html")
-        status, headers, body = await self._forward(request)
+        try:
+            status, headers, body = await self._forward(request)
+        except aiohttp.ClientError:  # the upstream dropped us: a gateway's 502
+            page = GATEWAY_PAGE.format(status=502, reason="Bad Gateway")
+            return web.Response(status=502, text=page, content_type="text/html")
         if fault == "not_a_run":
             body = json.dumps({"object": "list", "data": [1, 2, 3]}).encode()
         elif fault == "huge_steps":
@@ -185,15 +195,18 @@ class FaultProxy:
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = len(body)
-        await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the client gave up first
+            await response.prepare(request)
+            if fault == "trickle":
+                for start in range(0, len(body), 8):
+                    await response.write(body[start : start + 8])
+                    await asyncio.sleep(self.trickle_pause)
+                await response.write_eof()
+                return response
+            await response.write(body[: len(body) // 2])
+            await asyncio.sleep(0.01)  # let the half reach the client first
         if fault == "trickle":
-            for start in range(0, len(body), 8):
-                await response.write(body[start : start + 8])
-                await asyncio.sleep(self.trickle_pause)
-            await response.write_eof()
             return response
-        await response.write(body[: len(body) // 2])
-        await asyncio.sleep(0.01)  # let the half reach the client first
         _drop(request, reset=fault == "reset_body")
         raise asyncio.CancelledError
 
