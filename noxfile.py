@@ -69,3 +69,17 @@ def soak(session: nox.Session) -> None:
     # Thousands of watches under faults for minutes: nox -s soak -- --duration 60
     session.install("-e", ".")
     session.run("python", "tests/soak/soak.py", *session.posargs)
+
+
+@nox.session
+def deep(session: nox.Session) -> None:
+    # The property tests with many more generated examples: nox -s deep
+    session.install("-e", ".", *group("tests"))
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_models.py",
+        *session.posargs,
+        env={"OPENAI_RUNS_HYPOTHESIS_EXAMPLES": "200"},
+    )

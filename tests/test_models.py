@@ -59,7 +59,7 @@ MODEL_OF_SCHEMA: dict[str, Any] = {
     "ListRunStepsResponse": Page[RunStep],
 }
 
-HYPOTHESIS_EXAMPLES = int(os.environ.get("OPENAI_RUNS_HYPOTHESIS_EXAMPLES", "10"))
+HYPOTHESIS_EXAMPLES = int(os.environ.get("OPENAI_RUNS_HYPOTHESIS_EXAMPLES", "6"))
 """Examples per property test; set ``OPENAI_RUNS_HYPOTHESIS_EXAMPLES`` for a deep run.
 
 Generating from these schemas is slow (about 1 s per run, 0.3 s per step or
