@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -54,21 +55,29 @@ class RetryPolicy:
 def retry_hint(headers: Mapping[str, str]) -> float | None:
     """Return the wait the server asked for, in seconds, or *None*."""
     if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(float(ms) / 1000, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(ms)
+        if seconds is not None:
+            return seconds / 1000
     if (value := headers.get("retry-after")) is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
         return max(when.timestamp() - time.time(), 0.0)
     return None
+
+
+def _seconds(value: str) -> float | None:
+    """Parse a numeric hint; *None* for text and NaN, which no sleep can take."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    # float() accepts "nan": asyncio.sleep(nan) never wakes up.
+    return None if math.isnan(number) else max(number, 0.0)
 
 
 def is_transient(exc: BaseException) -> bool:

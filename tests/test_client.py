@@ -735,6 +735,19 @@ def test_retry_hint_is_honoured(headers: dict[str, str]) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("headers", [{"retry-after-ms": "nan"}, {"retry-after": "NaN"}])
+def test_nan_retry_hint_falls_back_to_backoff(headers: dict[str, str]) -> None:
+    """A NaN hint is ignored for the backoff; sleeping on it would never wake up."""
+
+    async def main() -> None:
+        async with api((503, headers, "busy"), ok(run_json())) as (server, client):
+            async with asyncio.timeout(5):
+                await client.runs.retrieve("thread_1", "run_1")
+        assert len(server.seen) == 2
+
+    asyncio.run(main())
+
+
 def test_retry_after_http_date_in_the_past_retries_at_once() -> None:
     """Retry-After as an HTTP date is understood; a past date means no wait."""
 
