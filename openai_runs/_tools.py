@@ -104,8 +104,11 @@ def _resolve(
     return fn, arguments
 
 
-async def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Await a coroutine function; run a plain one in a worker thread."""
+async def _invoke(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Await a coroutine function; run a plain one in a worker thread.
+
+    *fn* is positional-only, so a tool argument named ``fn`` reaches the tool.
+    """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args, **kwargs)
     result = await asyncio.to_thread(fn, *args, **kwargs)

@@ -539,6 +539,26 @@ def test_the_registry_can_raise_on_bad_calls_instead() -> None:
     asyncio.run(main())
 
 
+def test_the_registry_passes_any_argument_name_through() -> None:
+    """A tool argument named like the registry's own parameters reaches the tool."""
+
+    async def main() -> None:
+        async with emulated() as (emu, client, seen):
+            call = FunctionCall("f", arguments='{"fn": "a", "args": "b"}')
+            created = emu.create_run(script=ask(call))
+            run = await client.runs.poll(
+                created["thread_id"],
+                created["id"],
+                policy=POLICY,
+                tool_handler=tool_registry({"f": lambda fn, args: fn + args}),
+            )
+            assert run.status == "completed"
+            [submitted] = posts(seen, "/submit_tool_outputs")
+            assert submitted["tool_outputs"][0]["output"] == "ab"
+
+    asyncio.run(main())
+
+
 def test_the_registry_refuses_an_unknown_bad_calls_mode() -> None:
     """bad_calls accepts only "report" and "raise"."""
     with pytest.raises(exc.InvalidRequestError):
