@@ -20,6 +20,7 @@ from ._retry import RetryPolicy, retrying
 from ._tools import ToolHandler
 from ._validation import (
     MIN_TOKEN_LIMIT,
+    check_header,
     check_id,
     check_include,
     check_metadata,
@@ -142,6 +143,8 @@ class RunsClient:
         if project:
             headers["OpenAI-Project"] = project
         headers.update(default_headers or {})
+        for name, value in headers.items():
+            check_header(name, value)
         self.max_retries = max_retries
         self.retry_policy = retry_policy or RetryPolicy()
         self._retrying = retrying(self.retry_policy, max_retries)

@@ -39,6 +39,25 @@ def check_id(name: str, value: object) -> str:
     return value
 
 
+# aiohttp refuses these in a header with a bare ValueError, after the call
+# has begun; a key read from a file often ends with a newline.
+_HEADER_BREAK = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_header(name: str, value: object) -> str:
+    """Return *value* if it can be sent as a header value.
+
+    The value is never shown in the error: headers carry credentials.
+    """
+    if not isinstance(value, str):
+        raise InvalidRequestError(name, f"must be a string, not {type(value).__name__}")
+    if _HEADER_BREAK.search(value):
+        raise InvalidRequestError(
+            name, "contains a control character (a stray newline?)"
+        )
+    return value
+
+
 def check_metadata(metadata: object) -> Mapping[str, str] | None:
     """Return *metadata* if it fits the API's limits (16 keys, 64/512 chars)."""
     if metadata is None:

@@ -20,6 +20,8 @@ from typing import Protocol
 
 import attrs
 
+from ._validation import check_header
+
 __all__ = ["ApiKeyAuth", "Auth", "BearerAuth", "TokenAuth"]
 
 
@@ -31,11 +33,21 @@ class Auth(Protocol):
         ...  # pragma: no cover
 
 
+def _sendable_secret(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    """Refuse a key that cannot go in a header, without showing it."""
+    check_header(attribute.name, value)
+
+
 @attrs.frozen
 class BearerAuth:
-    """Send *api_key* as ``Authorization: Bearer …``."""
+    """Send *api_key* as ``Authorization: Bearer …``.
 
-    api_key: str = attrs.field(repr=False)
+    Raises:
+        InvalidRequestError: *api_key* is not a string, or has a control
+            character (such as the newline at the end of a key file).
+    """
+
+    api_key: str = attrs.field(repr=False, validator=_sendable_secret)
 
     async def headers(self) -> dict[str, str]:
         """Return the ``Authorization`` header."""
@@ -44,9 +56,14 @@ class BearerAuth:
 
 @attrs.frozen
 class ApiKeyAuth:
-    """Send *api_key* in the header *header* (``api-key``, as Azure expects)."""
+    """Send *api_key* in the header *header* (``api-key``, as Azure expects).
 
-    api_key: str = attrs.field(repr=False)
+    Raises:
+        InvalidRequestError: *api_key* is not a string, or has a control
+            character (such as the newline at the end of a key file).
+    """
+
+    api_key: str = attrs.field(repr=False, validator=_sendable_secret)
     header: str = "api-key"
 
     async def headers(self) -> dict[str, str]:

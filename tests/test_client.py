@@ -431,6 +431,32 @@ def test_missing_key_is_a_clear_error_at_construction(
         RunsClient()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"api_key": KEY + "\n"},
+        {"api_key": KEY + "\r\nX-Injected: 1"},
+        {"organization": "org_1\n"},
+        {"default_headers": {"X-Trace": "a\x00b"}},
+    ],
+)
+def test_unsendable_header_values_are_refused_at_construction(
+    options: dict[str, Any],
+) -> None:
+    """A key or header with a control character is a typed error, the key unshown."""
+    with pytest.raises(exc.InvalidRequestError, match="control character") as info:
+        RunsClient(**{"api_key": KEY, **options})
+    assert KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("scheme", [BearerAuth, ApiKeyAuth])
+def test_auth_schemes_refuse_a_key_with_a_newline(scheme: Any) -> None:
+    """A key read from a file with its newline fails when the scheme is built."""
+    with pytest.raises(exc.InvalidRequestError, match="api_key") as info:
+        scheme(KEY + "\n")
+    assert KEY not in str(info.value)
+
+
 def test_azure_preset_uses_prefix_api_version_and_api_key_header() -> None:
     """RunsClient.azure puts /openai before the path, api-version in the query, the key in api-key."""
 
