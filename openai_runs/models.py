@@ -349,10 +349,17 @@ class SubmitToolOutputs:
 
 @attrs.frozen(kw_only=True)
 class RequiredAction:
-    """What a run in ``requires_action`` waits for."""
+    """What a run in ``requires_action`` waits for.
+
+    Attributes:
+        type: ``submit_tool_outputs``, or an action added later (its data is
+            then in *extra*).
+        submit_tool_outputs: The tool calls to answer; *None* for another
+            *type*.
+    """
 
     type: str
-    submit_tool_outputs: SubmitToolOutputs
+    submit_tool_outputs: SubmitToolOutputs | None = None
     extra: dict[str, Any] = _extra()
 
 
@@ -452,9 +459,10 @@ class Run:
     @property
     def tool_calls(self) -> list[ToolCall]:
         """The tool calls the run waits on; empty unless ``requires_action``."""
-        if self.required_action is None:
+        action = self.required_action
+        if action is None or action.submit_tool_outputs is None:
             return []
-        return self.required_action.submit_tool_outputs.tool_calls
+        return action.submit_tool_outputs.tool_calls
 
 
 # --- Run steps --------------------------------------------------------------

@@ -569,6 +569,22 @@ def test_unknown_type_tag_structures_into_unknown_variant(
     assert converter.unstructure(obj) == payload
 
 
+def test_unknown_required_action_type_parses(run_payload: dict[str, Any]) -> None:
+    """A ``required_action`` of a type added later parses, its data in ``extra``,
+    and the run has no tool calls to answer."""
+    action = {"type": "submit_approval", "submit_approval": {"request_id": "r_1"}}
+    run_payload.update(status="requires_action", required_action=action)
+
+    run = converter.structure(run_payload, Run)
+
+    assert run.required_action is not None
+    assert run.required_action.type == "submit_approval"
+    assert run.required_action.extra == {"submit_approval": {"request_id": "r_1"}}
+    assert run.tool_calls == []
+    written = converter.unstructure(run)["required_action"]
+    assert written.items() >= action.items()
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
