@@ -20,6 +20,7 @@ from ._retry import RetryPolicy, retrying
 from ._tools import ToolHandler
 from ._validation import (
     MIN_TOKEN_LIMIT,
+    check_base_url,
     check_header,
     check_id,
     check_include,
@@ -130,7 +131,9 @@ class RunsClient:
             raise InvalidRequestError("max_retries", "must be 0 or more")
         if timeout <= 0:
             raise InvalidRequestError("timeout", "must be more than 0 seconds")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        base_url = check_base_url(
+            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        )
         organization = organization or os.environ.get("OPENAI_ORG_ID")
         project = project or os.environ.get("OPENAI_PROJECT_ID")
         headers = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
+from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
 from .models import CodeInterpreterTool, FileSearchTool, FunctionTool
@@ -56,6 +57,30 @@ def check_header(name: str, value: object) -> str:
             name, "contains a control character (a stray newline?)"
         )
     return value
+
+
+def check_base_url(url: str) -> str:
+    """Return *url* if it is an absolute http(s) URL that paths can follow.
+
+    The URL is not shown in the error: it may carry a password.
+    """
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # an unclosed IPv6 bracket, say
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+    ):
+        raise InvalidRequestError(
+            "base_url",
+            "must be an http:// or https:// URL with a host and no query or "
+            "fragment (query parameters go in default_query)",
+        )
+    return url
 
 
 def check_metadata(metadata: object) -> Mapping[str, str] | None:

@@ -449,6 +449,16 @@ def test_unsendable_header_values_are_refused_at_construction(
     assert KEY not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["api.example.com/v1", "ftp://example.com/v1", "http://", "http://h/v1?x=1"],
+)
+def test_unusable_base_url_is_refused_at_construction(base_url: str) -> None:
+    """A base URL that is not absolute http(s), or has a query, fails at once."""
+    with pytest.raises(exc.InvalidRequestError, match="base_url"):
+        RunsClient(api_key=KEY, base_url=base_url)
+
+
 @pytest.mark.parametrize("scheme", [BearerAuth, ApiKeyAuth])
 def test_auth_schemes_refuse_a_key_with_a_newline(scheme: Any) -> None:
     """A key read from a file with its newline fails when the scheme is built."""
