@@ -275,7 +275,11 @@ async def _serve(args: argparse.Namespace) -> int:
         f"(key {args.key!r}); Ctrl-C stops it.",
         file=sys.stderr,
     )
-    await run_server(Emulator(api_key=args.key), host=args.host, port=args.port)
+    try:
+        await run_server(Emulator(api_key=args.key), host=args.host, port=args.port)
+    except OSError as error:  # the port is taken, or the host is not ours
+        print(f"openai-runs: error: cannot serve: {error}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 

@@ -227,6 +227,19 @@ def test_demo_runs_a_batch_on_the_emulator(
     assert "needs a tool output               requires_action" in err
 
 
+def test_serve_on_a_taken_port_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """serve on a port already in use exits 1 with one line, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, _, err = cli(capsys, "serve", "--port", str(taken.getsockname()[1]))
+    assert code == 1
+    assert "cannot serve" in err
+    assert "Traceback" not in err
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
