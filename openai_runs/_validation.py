@@ -59,28 +59,29 @@ def check_header(name: str, value: object) -> str:
     return value
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: object) -> str:
     """Return *url* if it is an absolute http(s) URL that paths can follow.
 
     The URL is not shown in the error: it may carry a password.
     """
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:  # an unclosed IPv6 bracket, say
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in {"http", "https"}
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-    ):
-        raise InvalidRequestError(
-            "base_url",
-            "must be an http:// or https:// URL with a host and no query or "
-            "fragment (query parameters go in default_query)",
-        )
-    return url
+    if isinstance(url, str):
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed IPv6 bracket, say
+            pass
+        else:
+            if (
+                parts.scheme in {"http", "https"}
+                and parts.hostname
+                and not parts.query
+                and not parts.fragment
+            ):
+                return url
+    raise InvalidRequestError(
+        "base_url",
+        "must be an http:// or https:// URL with a host and no query or "
+        "fragment (query parameters go in default_query)",
+    )
 
 
 def check_metadata(metadata: object) -> Mapping[str, str] | None:

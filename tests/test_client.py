@@ -451,7 +451,13 @@ def test_unsendable_header_values_are_refused_at_construction(
 
 @pytest.mark.parametrize(
     "base_url",
-    ["api.example.com/v1", "ftp://example.com/v1", "http://", "http://h/v1?x=1"],
+    [
+        "api.example.com/v1",
+        "ftp://example.com/v1",
+        "http://",
+        "http://h/v1?x=1",
+        "http://[::1",
+    ],
 )
 def test_unusable_base_url_is_refused_at_construction(base_url: str) -> None:
     """A base URL that is not absolute http(s), or has a query, fails at once."""
