@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -20,6 +21,14 @@ __all__ = ["Response", "Transport"]
 logger = logging.getLogger("openai_runs")
 
 T = TypeVar("T")
+
+# A segment of only these characters is its own percent-encoding: the ids of
+# every API object are, so most requests skip urllib's quote.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def _segment(part: str) -> str:
+    return part if _UNRESERVED.fullmatch(part) else quote(part, safe="")
 
 
 @attrs.frozen
@@ -103,35 +112,33 @@ class Transport:
             APITimeoutError: No complete answer in time.
             APIConnectionError: The connection failed or broke.
         """
-        url = self.base_url + "/" + "/".join(quote(p, safe="") for p in path)
-        query = [*self.query, *params]
-        if query:
-            url += "?" + urlencode(query)
+        url = self.base_url + "/" + "/".join([_segment(p) for p in path])
+        if self.query or params:
+            url += "?" + urlencode([*self.query, *params])
         headers = {**self.headers, **await self.auth.headers()}
-        data = None
         if body is not None:
-            data = body
             headers["Content-Type"] = "application/json"
-        where = f"{method} /{'/'.join(path)}"
         started = time.monotonic()
         try:
             async with self._session().request(
                 method,
                 URL(url, encoded=True),
                 headers=headers,
-                data=data,
+                data=body,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 allow_redirects=False,
             ) as resp:
                 raw = await resp.read()
         except TimeoutError as exc:
+            where = _where(method, path)
             raise APITimeoutError(f"{where}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
+            where = _where(method, path)
             raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s -> %d in %.1f ms (request id %s)",
-                where,
+                _where(method, path),
                 resp.status,
                 (time.monotonic() - started) * 1000,
                 resp.headers.get("x-request-id"),
@@ -142,3 +149,8 @@ class Transport:
         """Close the session if this transport opened it."""
         if self.owns_session and self.session is not None:
             await self.session.close()
+
+
+def _where(method: str, path: Sequence[str]) -> str:
+    """The request as errors and logs name it: ``GET /threads/…/runs/…``."""
+    return f"{method} /{'/'.join(path)}"
