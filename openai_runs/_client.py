@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import aiohttp
 import cattrs
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - without the optional [fast] extra
+    _HAVE_ORJSON = False
+else:
+    _HAVE_ORJSON = True
 
 from ._converter import converter, request_converter
 from ._http import Response, Transport
@@ -352,7 +366,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise :class:`APIDecodeError`."""
     try:
-        return converter.structure(json.loads(raw), cls)
+        return converter.structure(_loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -364,6 +378,36 @@ def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) ->
         problem = f"the body is not a valid {_name(cls)}: {detail}"
     excerpt = raw[:EXCERPT_LIMIT].decode("utf-8", "replace")
     raise APIDecodeError(problem, status_code=status, headers=headers, excerpt=excerpt)
+
+
+# Each digit as "0", each byte a JSON number may follow as " ", the rest as "a":
+# an integer of 19 digits or more then shows as " " and nineteen "0"s.
+_DIGIT_RUNS = bytes(
+    48 if 48 <= i <= 57 else 32 if i in b":[,- \t\r\n" else 97 for i in range(256)
+)
+_LONG_INTEGER = b" " + b"0" * 19
+
+
+def _orjson_loads(raw: bytes) -> Any:
+    """Decode with orjson where it agrees with :func:`json.loads`, else with it.
+
+    orjson reads an integer beyond 64 bits as a float, where json.loads keeps
+    it an int: a body with an integer of 19 digits or more goes to json.loads.
+    orjson refuses what it does not take (``NaN``, lone surrogate escapes, a
+    UTF-16 body), and json.loads decides those too, so what parses, and how
+    it fails, does not depend on the extra.
+    """
+    if _LONG_INTEGER in b" " + raw.translate(_DIGIT_RUNS):
+        return json.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+# orjson, when installed (``pip install openai-runs[fast]``), decodes a run in
+# a third of json.loads' time.
+_loads: Callable[[bytes], Any] = _orjson_loads if _HAVE_ORJSON else json.loads
 
 
 def _name(cls: Any) -> str:
