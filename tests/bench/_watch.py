@@ -42,9 +42,16 @@ async def _measure(
     durations: list[float],
     cap: float,
 ) -> dict[str, object]:
-    # A first request opens the connection and loads lazily imported modules.
-    await client.steps_page("thread_bench0000000000000000", "run_x", 1)
     async with aiohttp.ClientSession() as control:
+        # A first watch of two runs that have already ended opens the
+        # connection, loads lazily imported modules and lets each client
+        # build its models' validators (cattrs generates a Run's hooks on
+        # first use, pydantic its schema): one-time costs, not per-poll ones.
+        async with control.post(
+            url + "/bench/runs", json={"durations": [0.0, 0.0]}
+        ) as resp:
+            warm = await resp.json()
+        await client.watch(warm["thread_id"], warm["run_ids"], fixed=fixed, detected={})
         gc.collect()
         rss0 = psutil.Process().memory_info().rss
         _reset_peak()
