@@ -34,7 +34,10 @@ from ._retry import RetryPolicy, retrying
 from ._tools import ToolHandler
 from ._validation import (
     MIN_TOKEN_LIMIT,
+    RESPONSE_FORMATS,
+    TOOL_CHOICES,
     check_base_url,
+    check_choice,
     check_header,
     check_id,
     check_include,
@@ -1080,6 +1083,8 @@ def _run_body(**fields: Any) -> dict[str, Any]:
     )
     if (truncation := fields.get("truncation_strategy")) is not None:
         check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
+    check_choice("tool_choice", fields.get("tool_choice"), TOOL_CHOICES)
+    check_choice("response_format", fields.get("response_format"), RESPONSE_FORMATS)
     set_fields = {k: v for k, v in fields.items() if v is not None}
     return {
         key: value

@@ -212,3 +212,19 @@ def check_tools(tools: Sequence[object] | None) -> None:
                 f"{tool!r} is not a CodeInterpreterTool, FileSearchTool or "
                 "FunctionTool",
             )
+
+
+TOOL_CHOICES: Final = ("none", "auto", "required")
+RESPONSE_FORMATS: Final = ("auto",)
+
+
+def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
+    """Refuse a string *value* that is not one of *strings*.
+
+    Models (a named tool choice, a response format object) pass: their
+    shape is checked by their types.
+    """
+    if isinstance(value, str) and value not in strings:
+        raise InvalidRequestError(
+            name, f"must be one of {', '.join(strings)} or a model, not {value!r}"
+        )

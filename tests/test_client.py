@@ -1234,6 +1234,8 @@ BAD_CREATES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("run metadata", {"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
     ("unsafe assistant", {"assistant_id": "asst/../x"}, "assistant_id"),
+    ("unknown tool_choice", {"tool_choice": "always"}, "tool_choice"),
+    ("unknown response_format", {"response_format": "json"}, "response_format"),
 ]
 
 
