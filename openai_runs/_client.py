@@ -38,6 +38,7 @@ from ._validation import (
     TOOL_CHOICES,
     check_base_url,
     check_choice,
+    check_count,
     check_header,
     check_id,
     check_include,
@@ -297,6 +298,12 @@ class RunsClient:
             APIDecodeError: A body that is not the model's JSON.
             APIConnectionError: No answer, after any retries.
         """
+        if timeout is not None:
+            check_range("timeout", timeout, 0)
+            if timeout <= 0:
+                raise InvalidRequestError("timeout", "must be more than 0 seconds")
+        if max_retries is not None:
+            check_count("max_retries", max_retries)
         data = None if body is None else json.dumps(body).encode()
         query = list(params)
 

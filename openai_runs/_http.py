@@ -14,7 +14,12 @@ import attrs
 from yarl import URL
 
 from .auth import Auth
-from .exceptions import APIConnectionError, APITimeoutError
+from .exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidRequestError,
+    OpenAIRunsError,
+)
 
 __all__ = ["Response", "Transport"]
 
@@ -75,16 +80,22 @@ class Transport:
     timeout: float
     session: aiohttp.ClientSession | None = None
     owns_session: bool = attrs.field(init=False)
+    closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.owns_session = self.session is None
         self.base_url = self.base_url.rstrip("/")
 
     def _session(self) -> aiohttp.ClientSession:
-        if self.session is None or (self.owns_session and self.session.closed):
+        if self.closed:
+            # Opening a new session here would leak it: nothing closes it.
+            raise OpenAIRunsError("this client is closed; make a new RunsClient")
+        if self.session is None:
             # Redirects are refused below, so credentials never follow one to
             # another origin; TLS verification stays aiohttp's default (on).
             self.session = aiohttp.ClientSession()
+        elif self.session.closed:
+            raise OpenAIRunsError("the aiohttp session passed to RunsClient is closed")
         return self.session
 
     async def request(
@@ -132,6 +143,9 @@ class Transport:
         except TimeoutError as exc:
             where = _where(method, path)
             raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.InvalidURL as exc:
+            # Not a connection fault: no retry would make this URL work.
+            raise InvalidRequestError("base_url", f"cannot request {exc}") from exc
         except aiohttp.ClientError as exc:
             where = _where(method, path)
             raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
@@ -146,7 +160,8 @@ class Transport:
         return resp.status, resp.headers, raw
 
     async def aclose(self) -> None:
-        """Close the session if this transport opened it."""
+        """Close the session if this transport opened it; refuse later requests."""
+        self.closed = True
         if self.owns_session and self.session is not None:
             await self.session.close()
 

@@ -67,7 +67,8 @@ def check_base_url(url: object) -> str:
     if isinstance(url, str):
         try:
             parts = urlsplit(url)
-        except ValueError:  # an unclosed IPv6 bracket, say
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:  # an unclosed IPv6 bracket, a port over 65535
             pass
         else:
             if (
@@ -227,4 +228,12 @@ def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
     if isinstance(value, str) and value not in strings:
         raise InvalidRequestError(
             name, f"must be one of {', '.join(strings)} or a model, not {value!r}"
+        )
+
+
+def check_count(name: str, value: object) -> None:
+    """Refuse anything but a whole number, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(
+            name, f"must be a whole number, 0 or more, not {value!r}"
         )

@@ -457,6 +457,7 @@ def test_unsendable_header_values_are_refused_at_construction(
         "http://",
         "http://h/v1?x=1",
         "http://[::1",
+        "http://127.0.0.1:99999/v1",
     ],
 )
 def test_unusable_base_url_is_refused_at_construction(base_url: str) -> None:
@@ -1388,6 +1389,60 @@ def test_bad_tool_outputs_are_refused(outputs: list[Any]) -> None:
                 await client.runs.submit_tool_outputs(
                     "thread_1", "run_1", tool_outputs=outputs
                 )
+        assert server.seen == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": "5"}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": "2"}, "max_retries"),
+        ({"max_retries": True}, "max_retries"),
+    ],
+)
+def test_bad_per_call_options_are_refused_before_sending(
+    options: dict[str, Any], param: str
+) -> None:
+    """A per-call timeout or retry count that makes no sense is a typed error, unsent."""
+
+    async def main() -> None:
+        async with api() as (server, client):
+            with pytest.raises(exc.InvalidRequestError) as info:
+                await client.runs.retrieve("thread_1", "run_1", **options)
+        assert info.value.param == param
+        assert server.seen == []
+
+    asyncio.run(main())
+
+
+def test_a_closed_client_refuses_calls_and_opens_no_session() -> None:
+    """After aclose, a call is a typed error, not a new session that leaks."""
+
+    async def main() -> None:
+        async with api() as (server, client):
+            await client.runs.retrieve("thread_1", "run_1")
+            await client.aclose()
+            with pytest.raises(openai_runs.OpenAIRunsError, match="closed"):
+                await client.runs.retrieve("thread_1", "run_1")
+        assert len(server.seen) == 1
+
+    asyncio.run(main())
+
+
+def test_a_closed_caller_session_is_a_typed_error() -> None:
+    """A caller's session closed under the client gives a typed error, not RuntimeError."""
+
+    async def main() -> None:
+        session = aiohttp.ClientSession()
+        await session.close()
+        async with api(session=session) as (server, client):
+            with pytest.raises(openai_runs.OpenAIRunsError, match="session"):
+                await client.runs.retrieve("thread_1", "run_1")
         assert server.seen == []
 
     asyncio.run(main())
