@@ -107,7 +107,8 @@ class RunsClient:
             (default ``https://api.openai.com/v1``).
         organization: Sent as ``OpenAI-Organization``.
         project: Sent as ``OpenAI-Project``.
-        timeout: Seconds for one whole request (default 60).
+        timeout: Seconds for one attempt of a request, sending and reading
+            the whole answer (default 60).
         max_retries: Retries of a transient failure (default 2).
         default_headers: Extra headers on every request.
         default_query: Query parameters on every request, such as Azure's
@@ -119,7 +120,10 @@ class RunsClient:
             uses it and never closes it.
 
     Raises:
-        InvalidRequestError: No key and no *auth* were given.
+        InvalidRequestError: No key and no *auth* were given; or *base_url*
+            is not an absolute ``http(s)://`` URL with a host and no query; or
+            a key or header value has a control character; or *timeout* or
+            *max_retries* is out of range.
     """
 
     def __init__(
@@ -145,8 +149,8 @@ class RunsClient:
                     "no API key: pass api_key= or auth=, or set OPENAI_API_KEY",
                 )
             auth = BearerAuth(api_key)
-        if max_retries < 0:
-            raise InvalidRequestError("max_retries", "must be 0 or more")
+        check_count("max_retries", max_retries)
+        check_range("timeout", timeout, 0)
         if timeout <= 0:
             raise InvalidRequestError("timeout", "must be more than 0 seconds")
         base_url = check_base_url(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -179,7 +180,7 @@ def check_range(
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequestError(name, f"must be a number, not {type(value).__name__}")
-    if value < low or (high is not None and value > high):
+    if math.isnan(value) or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequestError(name, f"must be {bounds}, not {value}")
 

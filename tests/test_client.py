@@ -1183,6 +1183,7 @@ def test_create_with_only_the_assistant_sends_only_it() -> None:
 
 BAD_CREATES: list[tuple[str, dict[str, Any], str]] = [
     ("temperature above 2", {"temperature": 2.5}, "temperature"),
+    ("temperature NaN", {"temperature": float("nan")}, "temperature"),
     ("negative top_p", {"top_p": -0.1}, "top_p"),
     ("prompt tokens below 256", {"max_prompt_tokens": 100}, "max_prompt_tokens"),
     (
@@ -1400,6 +1401,7 @@ def test_bad_tool_outputs_are_refused(outputs: list[Any]) -> None:
         ({"timeout": 0}, "timeout"),
         ({"timeout": -1}, "timeout"),
         ({"timeout": "5"}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
         ({"max_retries": -1}, "max_retries"),
         ({"max_retries": "2"}, "max_retries"),
         ({"max_retries": True}, "max_retries"),
@@ -1418,6 +1420,26 @@ def test_bad_per_call_options_are_refused_before_sending(
         assert server.seen == []
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": "5"}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": "2"}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+    ],
+)
+def test_bad_client_options_are_refused_at_construction(
+    options: dict[str, Any], param: str
+) -> None:
+    """A client's timeout or retry count of the wrong type is a typed error too."""
+    with pytest.raises(exc.InvalidRequestError) as info:
+        RunsClient(api_key="sk-x", **options)
+    assert info.value.param == param
 
 
 def test_a_closed_client_refuses_calls_and_opens_no_session() -> None:
