@@ -195,6 +195,7 @@ _tagged(
         m.FunctionTool: "function",
     },
 )
+_tagged(m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
 _tagged(
     m.ResponseFormat,
     m.UnknownResponseFormat,

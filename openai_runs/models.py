@@ -59,6 +59,7 @@ __all__ = [
     "NamedToolChoiceFunction",
     "Page",
     "RequiredAction",
+    "RequiredToolCall",
     "ResponseFormat",
     "ResponseFormatJsonObject",
     "ResponseFormatJsonSchema",
@@ -83,6 +84,7 @@ __all__ = [
     "UnknownStepDetails",
     "UnknownStepToolCall",
     "UnknownTool",
+    "UnknownToolCall",
     "Usage",
     "as_datetime",
 ]
@@ -340,10 +342,25 @@ class ToolCall:
 
 
 @attrs.frozen(kw_only=True)
+class UnknownToolCall:
+    """A required tool call of a type this version does not know.
+
+    Its data is in *extra*; answer it with a :class:`ToolOutput` by its *id*.
+    """
+
+    id: str
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+RequiredToolCall = ToolCall | UnknownToolCall
+
+
+@attrs.frozen(kw_only=True)
 class SubmitToolOutputs:
     """The tool calls that need outputs before the run can go on."""
 
-    tool_calls: list[ToolCall]
+    tool_calls: list[RequiredToolCall]
     extra: dict[str, Any] = _extra()
 
 
@@ -458,11 +475,17 @@ class Run:
 
     @property
     def tool_calls(self) -> list[ToolCall]:
-        """The tool calls the run waits on; empty unless ``requires_action``."""
+        """The function calls the run waits on; empty unless ``requires_action``.
+
+        Calls of a type this version does not know are left out here; they
+        are in ``required_action.submit_tool_outputs.tool_calls`` as
+        :class:`UnknownToolCall`.
+        """
         action = self.required_action
         if action is None or action.submit_tool_outputs is None:
             return []
-        return action.submit_tool_outputs.tool_calls
+        calls = action.submit_tool_outputs.tool_calls
+        return [call for call in calls if isinstance(call, ToolCall)]
 
 
 # --- Run steps --------------------------------------------------------------

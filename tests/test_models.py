@@ -43,12 +43,14 @@ from openai_runs.models import (
     RunStatus,
     RunStep,
     RunStepStatus,
+    ToolCall,
     ToolCallsDetails,
     UnknownCodeOutput,
     UnknownResponseFormat,
     UnknownStepDetails,
     UnknownStepToolCall,
     UnknownTool,
+    UnknownToolCall,
     as_datetime,
 )
 
@@ -583,6 +585,36 @@ def test_unknown_required_action_type_parses(run_payload: dict[str, Any]) -> Non
     assert run.tool_calls == []
     written = converter.unstructure(run)["required_action"]
     assert written.items() >= action.items()
+
+
+def test_unknown_required_tool_call_type_parses(run_payload: dict[str, Any]) -> None:
+    """A required tool call of a type added later parses as UnknownToolCall;
+    ``run.tool_calls`` keeps the function calls, and the JSON round-trips."""
+    calls = [
+        {"id": "call_1", "type": "mcp", "mcp": {"server": "s", "name": "n"}},
+        {
+            "id": "call_2",
+            "type": "function",
+            "function": {"name": "f", "arguments": "{}"},
+        },
+    ]
+    action = {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {"tool_calls": calls},
+    }
+    run_payload.update(status="requires_action", required_action=action)
+
+    run = converter.structure(run_payload, Run)
+
+    assert run.required_action is not None
+    assert run.required_action.submit_tool_outputs is not None
+    unknown, known = run.required_action.submit_tool_outputs.tool_calls
+    assert isinstance(unknown, UnknownToolCall)
+    assert isinstance(known, ToolCall)
+    assert (unknown.id, unknown.type) == ("call_1", "mcp")
+    assert unknown.extra == {"mcp": {"server": "s", "name": "n"}}
+    assert [call.id for call in run.tool_calls] == ["call_2"]
+    assert converter.unstructure(run)["required_action"] == action
 
 
 @pytest.mark.parametrize(
