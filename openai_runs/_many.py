@@ -233,7 +233,10 @@ class _Scheduler:
             cancel_on_tool_error=self.cancel_on_tool_error,
         )
         watcher._begin()
-        first = _on_tick(time.monotonic() + random.uniform(0, self.policy.initial))  # noqa: S311
+        now = time.monotonic()
+        spread = random.uniform(0, self.policy.initial)  # noqa: S311
+        # Neither the spread nor the grid may take a poll past the deadline.
+        first = min(_on_tick(now + spread), now + watcher._remaining())
         key = ref[2] if len(ref) == 3 else None
         heapq.heappush(self.heap, (first, next(self.order), watcher, key))
         if first < self.until:
@@ -347,9 +350,10 @@ class _Scheduler:
             self.results.append(WatchResult(**ids, run=watcher.run))
             self.notify()
             return
-        due = time.monotonic() + delay
+        now = time.monotonic()
+        due = now + delay
         if delay > 0:
-            due = _on_tick(due)
+            due = min(_on_tick(due), now + max(watcher._remaining(), 0.0))
         heapq.heappush(self.heap, (due, next(self.order), watcher, key))
         # A sleeping step() needs waking only if this poll falls due before
         # its timer, or it slept for want of a free slot (no timer then).

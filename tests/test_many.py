@@ -186,3 +186,13 @@ def test_a_bad_item_or_limit_is_refused() -> None:
         watch_all({}, ["run_1"])
     with pytest.raises(exc.InvalidRequestError, match="max_in_flight"):
         watch_all({}, [], max_in_flight=0)
+
+
+def test_no_poll_is_put_off_past_the_deadline() -> None:
+    """Neither the spread of first polls nor the 25 ms grid outlasts a run's deadline."""
+    scripts = {f"run_{i}": run_of("in_progress") for i in range(10)}
+    started = time.monotonic()
+    # First polls spread over 1 s would each come up to 1 s late.
+    results = watch_all(scripts, policy=attrs.evolve(FAST, initial=1.0), timeout=0.05)
+    assert time.monotonic() - started < 0.5
+    assert all(isinstance(r.error, exc.WatchTimeoutError) for r in results)
