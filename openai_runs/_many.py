@@ -255,10 +255,15 @@ class _Scheduler:
             self.heap
             and self.heap[0][0] <= now
             and len(self.in_flight) < self.max_in_flight
-            and now >= self.paused_until
             and now >= self.next_send
         ):
             _, _, watcher, key = heapq.heappop(self.heap)
+            if now < self.paused_until:
+                # The shared back-off holds the run, but not past its deadline.
+                until = min(self.paused_until, now + watcher._remaining())
+                if until > now:
+                    heapq.heappush(self.heap, (until, next(self.order), watcher, key))
+                    continue
             if watcher._needs_tools():
                 task = asyncio.create_task(self.serve(watcher))
                 self.serving.add(task)
@@ -274,7 +279,7 @@ class _Scheduler:
             return
         self.until = math.inf
         if self.heap and len(self.in_flight) < self.max_in_flight:
-            self.until = max(self.heap[0][0], self.paused_until, self.next_send)
+            self.until = max(self.heap[0][0], self.next_send)
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         # A timer handle and a future: cheaper per wake-up than asyncio.timeout

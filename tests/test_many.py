@@ -196,3 +196,15 @@ def test_no_poll_is_put_off_past_the_deadline() -> None:
     results = watch_all(scripts, policy=attrs.evolve(FAST, initial=1.0), timeout=0.05)
     assert time.monotonic() - started < 0.5
     assert all(isinstance(r.error, exc.WatchTimeoutError) for r in results)
+
+
+def test_the_shared_back_off_holds_no_run_past_its_deadline() -> None:
+    """A Retry-After longer than the watch's timeout ends every watch on time."""
+    scripts = {
+        "run_throttled": run_of(error(429, "slow", **{"Retry-After": "2"})),
+        **{f"run_{i}": run_of("in_progress") for i in range(3)},
+    }
+    started = time.monotonic()
+    results = watch_all(scripts, timeout=0.2)
+    assert time.monotonic() - started < 1.0
+    assert all(isinstance(r.error, exc.WatchTimeoutError) for r in results)
