@@ -19,7 +19,7 @@ import tenacity
 from ._retry import retry_wait
 from ._tools import ToolHandler
 from ._watcher import OnStatus, PollPolicy, RunWatcher, is_retryable
-from .exceptions import InvalidRequestError, RateLimitError
+from .exceptions import InvalidRequestError, RateLimitError, ToolCallError
 from .models import Run
 
 if TYPE_CHECKING:
@@ -298,10 +298,19 @@ class _Scheduler:
     async def serve(self, watcher: RunWatcher) -> float | None:
         """Have *watcher*'s tool handler answer its run; submit at once after.
 
+        A failed handler's cancel is a request: it waits for a slot, in
+        :meth:`turn`, like any other.
+
         Raises:
-            ToolCallError: The handler raised.
+            ToolCallError: The handler raised (and the run is not to be
+                cancelled).
         """
-        await watcher._serve_tools()
+        try:
+            await watcher._serve_tools(cancel=False)
+        except ToolCallError as exc:
+            if not watcher.cancel_on_tool_error:
+                raise
+            watcher._tool_error = exc
         return 0.0
 
     async def turn(self, watcher: RunWatcher) -> float | None:
@@ -313,7 +322,11 @@ class _Scheduler:
         Raises:
             WatchTimeoutError: The run's deadline passed.
             APIStatusError: A permanent fault.
+            ToolCallError: The tool handler raised (the run now cancelled).
         """
+        if (failed := watcher._tool_error) is not None:
+            failed.run = await watcher._cancel_shielded() or failed.run
+            raise failed
         try:
             run, poll_after_ms = await watcher._request()
         except Exception as exc:

@@ -190,6 +190,7 @@ class RunWatcher:
         "_run",
         "_sleep",
         "_started",
+        "_tool_error",
         "cancel_on_caller_cancel",
         "cancel_on_timeout",
         "cancel_on_tool_error",
@@ -242,6 +243,8 @@ class RunWatcher:
         self._failures = 0
         self._outputs: list[ToolOutput] | None = None
         self._refused: tuple[list[str], BadRequestError] | None = None
+        # watch_many: a handler's error whose cancel waits for a request slot.
+        self._tool_error: ToolCallError | None = None
         self.polls = 0
         self.retries = 0
 
@@ -393,12 +396,17 @@ class RunWatcher:
             and run is not None
             and run.status == RunStatus.REQUIRES_ACTION
             and self._outputs is None
+            and self._tool_error is None
             and not self._grace
             and self._remaining() > 0
         )
 
-    async def _serve_tools(self) -> None:
+    async def _serve_tools(self, *, cancel: bool = True) -> None:
         """Have the handler answer the run's tool calls, within the deadline.
+
+        Args:
+            cancel: Cancel the run, if so configured, before raising
+                :class:`ToolCallError`; watch_many sends that cancel itself.
 
         Raises:
             ToolCallError: The handler raised (the run cancelled first, if
@@ -417,7 +425,7 @@ class RunWatcher:
             self._deadline = self._clock()
             logger.debug("watch %s: deadline passed in the tool handler", self.run_id)
         except ToolCallError as exc:
-            if self.cancel_on_tool_error:
+            if cancel and self.cancel_on_tool_error:
                 exc.run = await self._cancel_shielded() or run
             raise
 

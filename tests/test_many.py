@@ -208,3 +208,42 @@ def test_the_shared_back_off_holds_no_run_past_its_deadline() -> None:
     results = watch_all(scripts, timeout=0.2)
     assert time.monotonic() - started < 1.0
     assert all(isinstance(r.error, exc.WatchTimeoutError) for r in results)
+
+
+def test_cancels_after_failed_tool_handlers_stay_within_the_bound() -> None:
+    """The cancel that follows a failing tool handler waits for a request slot."""
+    action = {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                }
+            ]
+        },
+    }
+    waiting = Reply("requires_action", fields={"required_action": action})
+    scripts = {
+        f"run_{i}": run_of(waiting, cancel_reply=Reply("cancelling", delay=0.03))
+        for i in range(4)
+    }
+
+    def handler(call: Any) -> str:
+        raise RuntimeError("the tool is down")
+
+    async def main() -> int:
+        async with serve(scripts) as (client, server):
+            pairs = [("thread_1", r) for r in scripts]
+            results = [
+                r
+                async for r in client.runs.watch_many(
+                    pairs, policy=FAST, max_in_flight=1, tool_handler=handler
+                )
+            ]
+            assert all(isinstance(r.error, exc.ToolCallError) for r in results)
+            assert all(s.cancels == 1 for s in scripts.values())
+            return server.peak
+
+    assert asyncio.run(main()) == 1
