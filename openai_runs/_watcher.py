@@ -182,6 +182,7 @@ class RunWatcher:
         "_client",
         "_clock",
         "_deadline",
+        "_ended",
         "_failures",
         "_grace",
         "_interval",
@@ -236,6 +237,7 @@ class RunWatcher:
         self._sleep = sleep
         self._deadline: float | None = None
         self._started: float | None = None
+        self._ended: float | None = None
         self._interval = self.policy.initial
         self._run: Run | None = None
         self._grace = False
@@ -259,8 +261,11 @@ class RunWatcher:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the watch started (0 before it has)."""
-        return 0.0 if self._started is None else self._clock() - self._started
+        """Seconds the watch took, or has taken so far (0 before it starts)."""
+        if self._started is None:
+            return 0.0
+        ended = self._clock() if self._ended is None else self._ended
+        return ended - self._started
 
     def state(self) -> WatchState:
         """Save this watch as plain data; see :meth:`resume`.
@@ -378,6 +383,8 @@ class RunWatcher:
             ):
                 await self._cancel_shielded()
             raise
+        finally:
+            self._ended = self._clock()
 
     # --- The steps, shared with watch_many's scheduler ----------------------
 

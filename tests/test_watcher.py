@@ -353,6 +353,17 @@ def test_counters_count_polls_retries_and_time() -> None:
     assert watcher.elapsed == pytest.approx(sum(time_.sleeps), abs=1e-5)
 
 
+def test_elapsed_stops_when_the_watch_ends() -> None:
+    """After the watch, elapsed stays the time it took rather than growing."""
+    time_ = FakeTime()
+    _, watcher, _ = watch(
+        run_of("in_progress", "completed"), clock=time_.clock, sleep=time_.sleep
+    )
+    took = watcher.elapsed
+    time_.now += 100
+    assert watcher.elapsed == took == pytest.approx(sum(time_.sleeps), abs=1e-5)
+
+
 def test_bad_settings_are_refused() -> None:
     """A negative timeout or a zero interval is refused before anything is sent."""
     with pytest.raises(ValueError, match="initial"):
