@@ -136,6 +136,18 @@ async def serve_tool_calls(
         async with semaphore:
             try:
                 output = await _invoke(handler, call)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # a real cancel, of the watch or of this group
+                # The handler raised CancelledError of its own accord: a
+                # failure of the handler, not a cancel of the watch.
+                raise ToolCallError(
+                    f"the tool handler raised CancelledError on "
+                    f"{call.function.name!r} (call {call.id}) of run {run.id}",
+                    run=run,
+                    tool_call=call,
+                ) from exc
             except Exception as exc:
                 raise ToolCallError(
                     f"the tool handler failed on {call.function.name!r} "

@@ -367,6 +367,38 @@ def test_a_failing_handler_ends_the_watch_and_cancels_the_run() -> None:
     asyncio.run(main())
 
 
+def test_a_handler_raising_cancelled_error_is_a_tool_error() -> None:
+    """A handler that raises CancelledError by itself fails the watch as a
+    ToolCallError; nothing was cancelled, so no CancelledError escapes."""
+
+    async def rogue(call: ToolCall) -> str:
+        raise asyncio.CancelledError
+
+    async def main() -> None:
+        async with emulated() as (emu, client, _):
+            created = emu.create_run(script=ask(FunctionCall("x")))
+            with pytest.raises(exc.ToolCallError, match="CancelledError") as caught:
+                await client.runs.poll(
+                    created["thread_id"],
+                    created["id"],
+                    policy=POLICY,
+                    tool_handler=rogue,
+                    cancel_on_tool_error=False,
+                )
+            assert caught.value.tool_call.function.name == "x"
+            refs = [(created["thread_id"], created["id"])]
+            results = [
+                r
+                async for r in client.runs.watch_many(
+                    refs, policy=POLICY, tool_handler=rogue, cancel_on_tool_error=False
+                )
+            ]
+            assert len(results) == 1
+            assert isinstance(results[0].error, exc.ToolCallError)
+
+    asyncio.run(main())
+
+
 def test_a_failing_handler_may_leave_the_run_waiting() -> None:
     """With cancel_on_tool_error=False the run stays in requires_action for the caller."""
 
