@@ -612,24 +612,41 @@ class Runs:
         """Watch many runs; yield each one's :class:`WatchResult` as it ends.
 
         Each run is watched as :class:`RunWatcher` watches one, with its own
-        deadline; one scheduler polls them all from a heap of due times.
-        Leaving the loop early under :func:`contextlib.aclosing` (or
-        cancelling it) cancels and awaits every request it started.
+        deadline counted from when it was read from *runs*. Results come in
+        the order the watches end; a failure is reported for its run only.
+        One scheduler polls every run from a heap of due times.
+
+        Use it under :func:`contextlib.aclosing` to stop at once when leaving
+        the loop early (or cancel the task iterating it): every request it
+        started is cancelled and awaited. Without ``aclosing``, the watches
+        still running are cancelled when the generator is garbage collected.
 
         Args:
             runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)``
-                tuples, plain or async iterable.
-            timeout: Seconds for each run's watch (default 900).
-            cancel_on_timeout: At a run's deadline, cancel it.
+                tuples, as a plain or an async iterable (read while watching,
+                so work can be fed in as earlier runs end).
+            timeout: Seconds for each run's watch; the policy's *deadline*
+                (900) if *None*.
+            cancel_on_timeout: At a run's deadline, cancel it and report how
+                it ended, as :class:`RunWatcher` does.
             policy: The poll policy for every run.
             max_in_flight: The most requests waiting for an answer at once.
-            max_polls_per_second: A cap on requests sent per second.
-            on_status: Called with a run at each change of its status.
-            tool_handler: Serves each run's tool calls; see :class:`RunWatcher`.
-            cancel_on_tool_error: Cancel a run whose tool handler raised.
+            max_polls_per_second: A cap on requests sent per second, if any.
+            on_status: Called (and awaited if it is a coroutine function)
+                with a run at each change of its status; keep it quick, since
+                it runs in the poll's slot. What it raises ends that run's
+                watch.
+            tool_handler: Serves each run's tool calls, as for
+                :class:`RunWatcher`; a handler at work does not hold one of
+                the *max_in_flight* slots.
+            cancel_on_tool_error: As for :class:`RunWatcher`.
 
         Returns:
-            An async generator of results, in the order the watches end.
+            An async generator of one :class:`WatchResult` per run.
+
+        Raises:
+            InvalidRequestError: A bad item in *runs*, or a bad limit (raised
+                when iteration starts).
         """
         return watch_many(
             self._client,

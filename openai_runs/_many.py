@@ -88,40 +88,9 @@ async def watch_many(
     tool_handler: ToolHandler | None = None,
     cancel_on_tool_error: bool = True,
 ) -> AsyncGenerator[WatchResult, None]:
-    """Watch many runs, yielding each one's result as soon as its watch ends.
+    """Watch many runs; the implementation of :meth:`Runs.watch_many`.
 
-    Each run is watched as :class:`RunWatcher` watches one, with its own
-    deadline counted from when it was read from *runs*. Results come in the
-    order the watches end. A failure is reported for its run only.
-
-    Use it under :func:`contextlib.aclosing` to stop at once when leaving the
-    loop early; otherwise the watches still running are cancelled when the
-    generator is garbage collected.
-
-    Args:
-        client: The client to poll with.
-        runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)`` tuples,
-            as a plain or an async iterable (read while watching, so work can
-            be fed in as earlier runs end).
-        timeout: Seconds for each run's watch; the policy's *deadline* if *None*.
-        cancel_on_timeout: At a run's deadline, cancel it and report how it
-            ended, as :class:`RunWatcher` does.
-        policy: The poll policy for every run.
-        max_in_flight: The most requests waiting for an answer at once.
-        max_polls_per_second: A cap on requests sent per second, if any.
-        on_status: Called (and awaited if it is a coroutine function) with
-            a run at each change of its status; keep it quick, since it runs
-            in the poll's slot. What it raises ends that run's watch.
-        tool_handler: Serves each run's tool calls, as for
-            :class:`RunWatcher`; a handler at work does not hold one of the
-            *max_in_flight* slots.
-        cancel_on_tool_error: As for :class:`RunWatcher`.
-
-    Yields:
-        One :class:`WatchResult` per run.
-
-    Raises:
-        InvalidRequestError: A bad item in *runs*, or a bad limit.
+    Its docstring says what each argument does; *client* polls.
     """
     if max_in_flight < 1:
         raise InvalidRequestError("max_in_flight", "must be 1 or more")
