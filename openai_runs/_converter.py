@@ -154,8 +154,14 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-for _enum in (m.RunStatus, m.RunStepStatus):
+for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
     converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
+_message_status = _open_enum_hook(m.MessageStatus)
+# The API reference's message examples leave ``status`` out: it may be None.
+converter.register_structure_hook(
+    m.MessageStatus | str | None,
+    lambda value, cl: None if value is None else _message_status(value, cl),
+)
 
 
 def _str_or(model: Any) -> Callable[[Any, Any], Any]:
@@ -209,6 +215,21 @@ _tagged(
     m.MessageContent,
     m.TextContent,
     {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
+)
+_tagged(
+    m.MessageContentPart,
+    m.UnknownContent,
+    {
+        m.MessageTextContent: "text",
+        m.ImageFileContent: "image_file",
+        m.ImageUrlContent: "image_url",
+        m.RefusalContent: "refusal",
+    },
+)
+_tagged(
+    m.Annotation,
+    m.UnknownAnnotation,
+    {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
 )
 _tagged(
     m.CodeOutput,
