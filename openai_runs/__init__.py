@@ -11,6 +11,7 @@ from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
+from ._threads import Messages, Threads
 from ._tools import ToolHandler, tool_registry
 from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncPager",
+    "Messages",
     "OpenAIRunsError",
     "PollPolicy",
     "Response",
@@ -31,6 +33,7 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "Threads",
     "ToolHandler",
     "WatchResult",
     "WatchState",

@@ -31,6 +31,7 @@ from ._http import Response, Transport
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
+from ._threads import Messages, Threads
 from ._tools import ToolHandler
 from ._validation import (
     MIN_TOKEN_LIMIT,
@@ -184,6 +185,8 @@ class RunsClient:
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
         self._answered = False
         self.runs = Runs(self)
+        self.messages = Messages(self)
+        self.threads = Threads(self, self.messages)
 
     @classmethod
     def azure(

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
+from ._conversation import CONVERSATIONS, Conversations, routes
 from ._script import Fault, RunScript, converter
 from ._state import (
     FILE_SEARCH_CONTENT,
@@ -97,10 +98,12 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.get("/threads/{thread_id}/runs/{run_id}/steps", _list_steps),
             web.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", _get_step),
             web.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", _submit),
+            *routes(),
         ]
     )
     app = web.Application(middlewares=[_error_middleware])
     app[STATE] = state
+    app[CONVERSATIONS] = Conversations(state)
     app[ACCESS] = access
     app.add_routes(
         [
@@ -363,28 +366,37 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 
 async def _create_thread(request: web.Request) -> web.Response:
-    body = await _body(request, _CREATE_THREAD)
-    state = request.config_dict[STATE]
-    return web.json_response(state.create_thread(body.get("metadata")))
+    # createThread's body is optional: its curl example sends `-d ''`.
+    body = await _body(request, _CREATE_THREAD) if request.can_read_body else {}
+    conversations = request.config_dict[CONVERSATIONS]
+    return web.json_response(conversations.create_thread(body))
 
 
 async def _create_run(request: web.Request) -> web.Response:
     _wants_content(request)
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, _CREATE_RUN, ("assistant_id",))
-    run = state.create_run(request.match_info["thread_id"], run_fields(body))
-    return _run_response(state, run.to_json())
+    fields = run_fields(body)
+    thread_id = request.match_info["thread_id"]
+    with state.lock:
+        conversations.check_run_allowed(thread_id)
+        conversations.add_messages(thread_id, body.get("additional_messages"))
+        run = state.create_run(thread_id, fields)
+        return _run_response(state, run.to_json())
 
 
 async def _create_thread_and_run(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, _CREATE_THREAD_AND_RUN, ("assistant_id",))
     thread = body.get("thread") or {}
     if not isinstance(thread, dict) or not thread.keys() <= _CREATE_THREAD:
         raise _invalid("thread", "expected a thread object.")
     fields = run_fields(body)
-    thread_id = state.create_thread(thread.get("metadata"))["id"]
-    return _run_response(state, state.create_run(thread_id, fields).to_json())
+    with state.lock:
+        thread_id = conversations.create_thread(thread)["id"]
+        return _run_response(state, state.create_run(thread_id, fields).to_json())
 
 
 async def _list_runs(request: web.Request) -> web.Response:
