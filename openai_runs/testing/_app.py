@@ -367,7 +367,7 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 async def _create_thread(request: web.Request) -> web.Response:
     # createThread's body is optional: its curl example sends `-d ''`.
-    body = await _body(request, _CREATE_THREAD) if request.can_read_body else {}
+    body = await _body(request, _CREATE_THREAD) if request.body_exists else {}
     conversations = request.config_dict[CONVERSATIONS]
     return web.json_response(conversations.create_thread(body))
 

@@ -380,7 +380,7 @@ def routes() -> list[web.RouteDef]:
 async def body_of(request: web.Request, allowed: frozenset[str]) -> JSON:
     """The JSON object body of *request*, with only *allowed* keys."""
     try:
-        body = await request.json() if request.can_read_body else {}
+        body = await request.json() if request.body_exists else {}
     except ValueError:
         raise ApiError(
             400,
