@@ -7,6 +7,7 @@ the errors in :mod:`openai_runs.exceptions`, authentication schemes in
 
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
+from ._events import StreamEvent
 from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
@@ -31,6 +32,7 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "StreamEvent",
     "ToolHandler",
     "WatchResult",
     "WatchState",
