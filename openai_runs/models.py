@@ -958,7 +958,10 @@ class Text:
 
 @attrs.frozen(kw_only=True)
 class TextPart:
-    """A text part of a message (the request side's is [TextContent][openai_runs.models.TextContent])."""
+    """A text part of a message.
+
+    The request side's text part is [TextContent][openai_runs.models.TextContent].
+    """
 
     text: Text
     type: str = "text"
@@ -992,7 +995,8 @@ class Message:
     Attributes:
         id: The message's id, ``msg_…``.
         thread_id: The thread it belongs to.
-        status: A [MessageStatus][openai_runs.models.MessageStatus], or the plain string of a newer one.
+        status: A [MessageStatus][openai_runs.models.MessageStatus], or the
+            plain string of a newer one.
         role: ``user`` or ``assistant``.
         content: Its parts, each a variant chosen by its ``type``.
         assistant_id: The assistant that wrote it, for an assistant's message.
