@@ -27,6 +27,7 @@ from ._state import (
     check_metadata,
     new_id,
 )
+from ._streaming import RunView, created_events, stream_run
 
 STATE = web.AppKey("state", EmulatorState)
 _T = TypeVar("_T")
@@ -283,8 +284,8 @@ def run_fields(body: JSON) -> JSON:
     """
     if not isinstance(body.get("assistant_id"), str):
         raise _invalid("assistant_id", "expected a string.", "invalid_type")
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
+    if not isinstance(body.get("stream"), bool | None):
+        raise _invalid("stream", "expected a boolean.", "invalid_type")
     tokens = {}
     for key in ("max_prompt_tokens", "max_completion_tokens"):
         tokens[key] = _number(body, key, None, 256, math.inf)
@@ -368,23 +369,31 @@ async def _create_thread(request: web.Request) -> web.Response:
     return web.json_response(state.create_thread(body.get("metadata")))
 
 
-async def _create_run(request: web.Request) -> web.Response:
+async def _create_run(request: web.Request) -> web.StreamResponse:
     _wants_content(request)
     state = request.config_dict[STATE]
     body = await _body(request, _CREATE_RUN, ("assistant_id",))
     run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    if body.get("stream"):
+        return await stream_run(
+            request, state, run, RunView(), opening=created_events(run)
+        )
     return _run_response(state, run.to_json())
 
 
-async def _create_thread_and_run(request: web.Request) -> web.Response:
+async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     body = await _body(request, _CREATE_THREAD_AND_RUN, ("assistant_id",))
     thread = body.get("thread") or {}
     if not isinstance(thread, dict) or not thread.keys() <= _CREATE_THREAD:
         raise _invalid("thread", "expected a thread object.")
     fields = run_fields(body)
-    thread_id = state.create_thread(thread.get("metadata"))["id"]
-    return _run_response(state, state.create_run(thread_id, fields).to_json())
+    created = state.create_thread(thread.get("metadata"))
+    run = state.create_run(created["id"], fields)
+    if body.get("stream"):
+        opening = created_events(run, created)
+        return await stream_run(request, state, run, RunView(), opening=opening)
+    return _run_response(state, run.to_json())
 
 
 async def _list_runs(request: web.Request) -> web.Response:
@@ -413,20 +422,26 @@ async def _cancel_run(request: web.Request) -> web.Response:
     return _run_response(state, state.cancel(info["thread_id"], info["run_id"]))
 
 
-async def _submit(request: web.Request) -> web.Response:
+async def _submit(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     body = await _body(
         request, frozenset({"tool_outputs", "stream"}), ("tool_outputs",)
     )
     outputs = body["tool_outputs"]
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
+    if not isinstance(body.get("stream"), bool | None):
+        raise _invalid("stream", "expected a boolean.", "invalid_type")
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("tool_call_id"), str) for o in outputs
     ):
         raise _invalid("tool_outputs", "expected an array of tool outputs.")
     given = {o["tool_call_id"]: str(o.get("output", "")) for o in outputs}
     info = request.match_info
+    if body.get("stream"):
+        with state.lock:
+            run = state.run(info["thread_id"], info["run_id"])
+            view = RunView.of(run)
+            state.submit(info["thread_id"], info["run_id"], given)
+        return await stream_run(request, state, run, view)
     return _run_response(state, state.submit(info["thread_id"], info["run_id"], given))
 
 
