@@ -1,18 +1,22 @@
 """The objects of the Runs API, as frozen attrs classes.
 
 Field names are the API's JSON keys. Every model keeps the keys this version
-does not know in :attr:`extra <Run.extra>`, and enum-like fields hold a
-:class:`~enum.StrEnum` member for the values we know and the plain string for
+does not know in its `extra` attribute, and enum-like fields hold a
+`enum.StrEnum` member for the values we know and the plain string for
 values the API adds later, so a newer server never breaks parsing.
 
-Timestamps stay the API's Unix seconds (``int``); :func:`as_datetime` turns
-one into an aware :class:`~datetime.datetime`.
+Timestamps stay the API's Unix seconds (`int`);
+[as_datetime][openai_runs.models.as_datetime] turns one into an aware
+`datetime.datetime`.
 
-Models are built from JSON by :data:`openai_runs.converter`::
+Models are built from JSON by [openai_runs.converter][openai_runs.converter]:
 
-    from openai_runs import Run, converter
+```python
+from openai_runs import Run, converter
 
-    run = converter.structure(payload, Run)
+run = converter.structure(payload, Run)
+```
+
 """
 
 from __future__ import annotations
@@ -114,9 +118,9 @@ def as_datetime(timestamp: int | None) -> _dt.datetime | None:
 class RunStatus(StrEnum):
     """The statuses of a run that this version knows.
 
-    A run goes ``queued`` → ``in_progress`` → one of the terminal statuses.
-    ``requires_action`` is not an end: the run waits for tool outputs.
-    A cancel goes through ``cancelling`` before ``cancelled``.
+    A run goes `queued` → `in_progress` → one of the terminal statuses.
+    `requires_action` is not an end: the run waits for tool outputs.
+    A cancel goes through `cancelling` before `cancelled`.
     """
 
     QUEUED = "queued"
@@ -169,7 +173,7 @@ class FileSearchRankingOptions:
 
     Attributes:
         score_threshold: Results below this score (0 to 1) are dropped.
-        ranker: The ranker, ``auto`` or a dated ranker name.
+        ranker: The ranker, `auto` or a dated ranker name.
     """
 
     score_threshold: float
@@ -241,8 +245,8 @@ class TruncationStrategy:
     """How the thread is truncated before the run.
 
     Attributes:
-        type: ``auto`` or ``last_messages``.
-        last_messages: How many recent messages to keep, for ``last_messages``.
+        type: `auto` or `last_messages`.
+        last_messages: How many recent messages to keep, for `last_messages`.
     """
 
     type: str
@@ -260,7 +264,7 @@ class NamedToolChoiceFunction:
 
 @attrs.frozen(kw_only=True)
 class NamedToolChoice:
-    """Forces one tool: ``type`` names it, ``function`` picks the function."""
+    """Forces one tool: `type` names it, `function` picks the function."""
 
     type: str
     function: NamedToolChoiceFunction | None = None
@@ -345,7 +349,8 @@ class ToolCall:
 class UnknownToolCall:
     """A required tool call of a type this version does not know.
 
-    Its data is in *extra*; answer it with a :class:`ToolOutput` by its *id*.
+    Its data is in *extra*; answer it with a [ToolOutput][openai_runs.models.ToolOutput]
+    by its *id*.
     """
 
     id: str
@@ -366,10 +371,10 @@ class SubmitToolOutputs:
 
 @attrs.frozen(kw_only=True)
 class RequiredAction:
-    """What a run in ``requires_action`` waits for.
+    """What a run in `requires_action` waits for.
 
     Attributes:
-        type: ``submit_tool_outputs``, or an action added later (its data is
+        type: `submit_tool_outputs`, or an action added later (its data is
             then in *extra*).
         submit_tool_outputs: The tool calls to answer; *None* for another
             *type*.
@@ -385,7 +390,7 @@ class LastError:
     """Why a run or a step failed.
 
     Attributes:
-        code: ``server_error``, ``rate_limit_exceeded``, ``invalid_prompt``,
+        code: `server_error`, `rate_limit_exceeded`, `invalid_prompt`,
             or a code added later.
         message: A human-readable description.
     """
@@ -397,7 +402,7 @@ class LastError:
 
 @attrs.frozen(kw_only=True)
 class IncompleteDetails:
-    """Why a run ended ``incomplete``: a token limit named by *reason*."""
+    """Why a run ended `incomplete`: a token limit named by *reason*."""
 
     reason: str | None = None
     extra: dict[str, Any] = _extra()
@@ -421,10 +426,10 @@ class Run:
     usable with the API reference's own examples, which omit some.
 
     Attributes:
-        id: The run's id, ``run_…``.
-        status: A :class:`RunStatus`, or the plain string of a status added
-            after this version.
-        required_action: Set while the run is ``requires_action``.
+        id: The run's id, `run_…`.
+        status: A [RunStatus][openai_runs.models.RunStatus], or the plain string of a
+            status added after this version.
+        required_action: Set while the run is `requires_action`.
         extra: Keys the API sent that this version does not know.
     """
 
@@ -462,24 +467,24 @@ class Run:
         """Whether the run has ended and will never change again.
 
         A status this version does not know counts as terminal only when the
-        run carries a terminal timestamp (``completed_at``, ``failed_at``,
-        ``cancelled_at``).
+        run carries a terminal timestamp (`completed_at`, `failed_at`,
+        `cancelled_at`).
         """
         if self.status in TERMINAL_STATUSES:
             return True
         if isinstance(self.status, RunStatus):
             return False
-        # ``is not None``: a timestamp of 0 (the epoch) is still a timestamp.
+        # `is not None`: a timestamp of 0 (the epoch) is still a timestamp.
         stamps = (self.completed_at, self.failed_at, self.cancelled_at)
         return any(t is not None for t in stamps)
 
     @property
     def tool_calls(self) -> list[ToolCall]:
-        """The function calls the run waits on; empty unless ``requires_action``.
+        """The function calls the run waits on; empty unless `requires_action`.
 
         Calls of a type this version does not know are left out here; they
-        are in ``required_action.submit_tool_outputs.tool_calls`` as
-        :class:`UnknownToolCall`.
+        are in `required_action.submit_tool_outputs.tool_calls` as
+        [UnknownToolCall][openai_runs.models.UnknownToolCall].
         """
         action = self.required_action
         if action is None or action.submit_tool_outputs is None:
@@ -501,7 +506,7 @@ class MessageCreation:
 
 @attrs.frozen(kw_only=True)
 class MessageCreationDetails:
-    """Details of a ``message_creation`` step."""
+    """Details of a `message_creation` step."""
 
     message_creation: MessageCreation
     type: str = "message_creation"
@@ -637,7 +642,7 @@ StepToolCall = CodeInterpreterCall | FileSearchCall | FunctionCall | UnknownStep
 
 @attrs.frozen(kw_only=True)
 class ToolCallsDetails:
-    """Details of a ``tool_calls`` step."""
+    """Details of a `tool_calls` step."""
 
     tool_calls: list[StepToolCall]
     type: str = "tool_calls"
@@ -660,10 +665,11 @@ class RunStep:
     """One step of a run: a message it created or tool calls it made.
 
     Attributes:
-        id: The step's id, ``step_…``.
-        type: ``message_creation``, ``tool_calls``, or a type added later.
-        status: A :class:`RunStepStatus`, or the plain string of a newer one.
-        step_details: The details, a variant chosen by its ``type``.
+        id: The step's id, `step_…`.
+        type: `message_creation`, `tool_calls`, or a type added later.
+        status: A [RunStepStatus][openai_runs.models.RunStepStatus], or the plain string
+            of a newer one.
+        step_details: The details, a variant chosen by its `type`.
         extra: Keys the API sent that this version does not know.
     """
 
@@ -694,7 +700,8 @@ class ToolOutput:
     """The output of one tool call, submitted to let the run go on.
 
     Attributes:
-        tool_call_id: The id of the :class:`ToolCall` this answers.
+        tool_call_id: The id of the [ToolCall][openai_runs.models.ToolCall] this
+            answers.
         output: The output, as a string (JSON-encode structured results).
     """
 
@@ -714,7 +721,7 @@ class TextContent:
 
 @attrs.frozen(kw_only=True)
 class ImageFile:
-    """An uploaded image file; *detail* is ``auto``, ``low`` or ``high``."""
+    """An uploaded image file; *detail* is `auto`, `low` or `high`."""
 
     file_id: str
     detail: str | None = None
@@ -732,7 +739,7 @@ class ImageFileContent:
 
 @attrs.frozen(kw_only=True)
 class ImageUrl:
-    """An image on the web; *detail* is ``auto``, ``low`` or ``high``."""
+    """An image on the web; *detail* is `auto`, `low` or `high`."""
 
     url: str
     detail: str | None = None
@@ -765,7 +772,7 @@ class MessageRequest:
     """A message to add to a thread before a run.
 
     Attributes:
-        role: ``user`` or ``assistant``.
+        role: `user` or `assistant`.
         content: Text, or a list of text and image parts.
         attachments: Files for the code interpreter or file search.
         metadata: At most 16 string pairs.
@@ -780,12 +787,14 @@ class MessageRequest:
 
 @attrs.frozen(kw_only=True)
 class ThreadRequest:
-    """The thread that :meth:`~openai_runs.Runs.create_thread_and_run` creates.
+    """The thread that `create_thread_and_run` creates.
+
+    See [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
 
     Attributes:
         messages: The messages to start the thread with.
         tool_resources: Files and vector stores for the tools, as the API
-            takes them (``{"code_interpreter": {"file_ids": [...]}}``).
+            takes them (`{"code_interpreter": {"file_ids": [...]}}`).
         metadata: At most 16 string pairs.
     """
 
