@@ -274,10 +274,12 @@ class Messages:
         """List the messages of a thread, newest first unless *order* says.
 
         ``await`` the result for one page, or ``async for`` over it for every
-        message, page after page, as with ``runs.steps.list``::
+        message, page after page, as with ``runs.steps.list``:
 
-            page = await client.messages.list(thread_id, run_id=run.id)
-            reply = page.data[0].text
+        ```python
+        page = await client.messages.list(thread_id, run_id=run.id)
+        reply = page.data[0].text
+        ```
 
         Args:
             thread_id: The thread.

@@ -32,8 +32,8 @@ from openai_runs.models import (
     ImageUrlContent,
     MessageRequest,
     MessageStatus,
-    MessageTextContent,
     TextContent,
+    TextPart,
     ThreadRequest,
 )
 from openai_runs.testing import Emulator, ManualClock, RunScript
@@ -103,9 +103,9 @@ def test_thread_lifecycle() -> None:
             )
             assert thread.id.startswith("thread_")
             assert thread.metadata == {"user": "u1"}
-            assert thread.tool_resources is not None
-            assert thread.tool_resources.code_interpreter is not None
-            assert thread.tool_resources.code_interpreter.file_ids == ["file_1"]
+            assert thread.tool_resources == {
+                "code_interpreter": {"file_ids": ["file_1"]}
+            }
             assert seen[-1][2] == {
                 "messages": [{"role": "user", "content": "Hi"}],
                 "tool_resources": {"code_interpreter": {"file_ids": ["file_1"]}},
@@ -182,7 +182,7 @@ def test_message_create_retrieve_list() -> None:
                 "metadata": {"k": "v"},
             }
             assert [type(p) for p in second.content] == [
-                MessageTextContent,
+                TextPart,
                 ImageFileContent,
                 ImageUrlContent,
             ]

@@ -26,7 +26,8 @@ RunStatus = Literal[
 TERMINAL: frozenset[str] = frozenset(
     {"cancelled", "failed", "completed", "incomplete", "expired"}
 )
-DEFAULT_REPLY = "Done."
+DEFAULT_REPLY = "Hello! I am the emulator's assistant, and this is my reply."
+"""What a run says when its script sets no `reply` (streamed or listed alike)."""
 
 
 @attrs.frozen

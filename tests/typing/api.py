@@ -120,7 +120,7 @@ async def converse(client: RunsClient) -> None:
     assert_type(messages, AsyncPager[Message])
     async for each in messages:
         assert_type(each.text, str)
-        assert_type(each.status, MessageStatus | str | None)
+        assert_type(each.status, MessageStatus | str)
     assert_type(await client.messages.retrieve(thread.id, message.id), Message)
     assert_type(await client.threads.update(thread.id, metadata={}), Thread)
     assert_type(await client.threads.delete(thread.id), DeletedThread)
