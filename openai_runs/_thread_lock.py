@@ -8,6 +8,7 @@ run and a new message (`ThreadLockedError`). `runs.active` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -81,10 +82,9 @@ async def wait_idle(
             return newest
         last = active
         if cancel and active.status != RunStatus.CANCELLING:
-            try:
+            # A 400: it ended, or began cancelling, since it was listed.
+            with contextlib.suppress(BadRequestError):
                 last = await runs.cancel(thread_id, active.id)
-            except BadRequestError:
-                pass  # it ended, or began cancelling, since it was listed
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise WatchTimeoutError(
