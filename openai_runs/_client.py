@@ -12,7 +12,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -26,6 +25,7 @@ except ImportError:  # pragma: no cover - without the optional [fast] extra
 else:
     _HAVE_ORJSON = True
 
+from . import __version__
 from ._converter import converter, request_converter
 from ._http import Response, Transport
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
@@ -76,11 +76,6 @@ T = TypeVar("T")
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
-
-try:
-    _VERSION = version("openai-runs")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    _VERSION = "0+unknown"
 
 _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
@@ -164,7 +159,7 @@ class RunsClient:
         headers = {
             "Accept": "application/json",
             "OpenAI-Beta": "assistants=v2",
-            "User-Agent": f"openai-runs/{_VERSION}",
+            "User-Agent": f"openai-runs/{__version__}",
         }
         if organization:
             headers["OpenAI-Organization"] = organization
