@@ -33,9 +33,7 @@ def _add_pyenv_pythons() -> None:
         for bin_dir in sorted(root.glob(f"versions/{version}.*/bin"))[-1:]
     ]
     path = os.environ.get("PATH", "").split(os.pathsep)
-    os.environ["PATH"] = os.pathsep.join(
-        [*path, *(d for d in found if d not in path)]
-    )
+    os.environ["PATH"] = os.pathsep.join([*path, *(d for d in found if d not in path)])
 
 
 _add_pyenv_pythons()
@@ -66,7 +64,12 @@ def tests(session: nox.Session) -> None:
     for old in wheel_dir.glob("*.whl"):
         old.unlink()
     session.run(
-        "uv", "build", "--wheel", "--out-dir", str(wheel_dir), "--quiet",
+        "uv",
+        "build",
+        "--wheel",
+        "--out-dir",
+        str(wheel_dir),
+        "--quiet",
         external=True,
     )
     (wheel,) = wheel_dir.glob("*.whl")

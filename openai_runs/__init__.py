@@ -22,7 +22,6 @@ from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
 
-
 __all__ = [
     "AsyncPager",
     "OpenAIRunsError",

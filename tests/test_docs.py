@@ -192,9 +192,9 @@ class Page:
             flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
         )
         if code.co_flags & inspect.CO_COROUTINE:
-            self.runner.run(eval(code, self.namespace))  # noqa: S307
+            self.runner.run(eval(code, self.namespace))
         else:
-            exec(code, self.namespace)  # noqa: S102
+            exec(code, self.namespace)
 
     def close(self) -> None:
         for client in self.clients.values():
