@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
+from ._events import StreamEvent
 from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
@@ -35,6 +36,7 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "StreamEvent",
     "ToolHandler",
     "WatchResult",
     "WatchState",
