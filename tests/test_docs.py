@@ -128,9 +128,23 @@ def _setup_watching(emu: Emulator) -> dict[str, Any]:
     }
 
 
+def _setup_pitfalls(emu: Emulator) -> dict[str, Any]:
+    run = _run(emu)
+    done, failing = _run(emu), _run(emu, RunScript.failed(after=0.1))
+    return {
+        "thread_id": run["thread_id"],
+        "run_id": run["id"],
+        "pairs": [
+            (done["thread_id"], done["id"], "report"),
+            (failing["thread_id"], failing["id"], "summary"),
+        ],
+    }
+
+
 SETUPS: dict[str, Callable[[Emulator], dict[str, Any]]] = {
     "docs/emulator.md": _setup_emulator_page,
     "docs/errors.md": _setup_quickstart,
+    "docs/pitfalls.md": _setup_pitfalls,
     "docs/quickstart.md": _setup_quickstart,
     "docs/tools.md": _setup_tools,
     "docs/watching.md": _setup_watching,
