@@ -27,7 +27,7 @@ import attrs
 import pytest
 
 from openai_runs import Run, RunsClient, RunWatcher, converter
-from openai_runs.testing import Emulator, FunctionCall, RunScript
+from openai_runs.testing import Emulator, RunScript, ScriptedCall
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -103,7 +103,7 @@ def _setup_quickstart(emu: Emulator) -> dict[str, Any]:
 
 def _setup_tools(emu: Emulator) -> dict[str, Any]:
     asks = RunScript.requires_action(
-        FunctionCall("get_weather", '{"city": "Paris"}'), after=0.1, then=0.1
+        ScriptedCall("get_weather", '{"city": "Paris"}'), after=0.1, then=0.1
     )
     run = _run(emu, asks)
     others = [_run(emu, asks) for _ in range(3)]
