@@ -1,12 +1,15 @@
 """An asyncio SDK for the OpenAI Assistants Runs API.
 
-Start with :class:`RunsClient`; the models are in :mod:`openai_runs.models`,
-the errors in :mod:`openai_runs.exceptions`, authentication schemes in
-:mod:`openai_runs.auth`, and the emulator in :mod:`openai_runs.testing`.
+Start with [RunsClient][openai_runs.RunsClient]; the models are in
+[openai_runs.models][openai_runs.models], the errors in
+[openai_runs.exceptions][openai_runs.exceptions], authentication schemes in
+[openai_runs.auth][openai_runs.auth], and the emulator in
+[openai_runs.testing][openai_runs.testing].
 """
 
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
+from ._events import StreamEvent
 from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
@@ -31,6 +34,7 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "StreamEvent",
     "ToolHandler",
     "WatchResult",
     "WatchState",

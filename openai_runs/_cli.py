@@ -1,4 +1,4 @@
-"""The ``openai-runs`` command line: the SDK's public API, for people at a terminal."""
+"""The `openai-runs` command line: the SDK's public API, for people at a terminal."""
 
 from __future__ import annotations
 

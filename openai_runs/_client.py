@@ -86,30 +86,33 @@ _RETIRED_HINT: Final = (
 class RunsClient:
     """An async client for the Runs API.
 
-    Use it as an async context manager, or call :meth:`aclose` when done::
+    Use it as an async context manager, or call [aclose][openai_runs.RunsClient.aclose]
+    when done:
 
-        async with RunsClient() as client:
-            run = await client.runs.retrieve(thread_id, run_id)
+    ```python
+    async with RunsClient() as client:
+        run = await client.runs.retrieve(thread_id, run_id)
+    ```
 
-    Every argument left unset comes from the environment: ``OPENAI_API_KEY``,
-    ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``.
+    Every argument left unset comes from the environment: `OPENAI_API_KEY`,
+    `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`.
 
     Args:
-        api_key: The key, sent as ``Authorization: Bearer …``.
+        api_key: The key, sent as `Authorization: Bearer …`.
         base_url: The API root, with any path prefix
-            (default ``https://api.openai.com/v1``).
-        organization: Sent as ``OpenAI-Organization``.
-        project: Sent as ``OpenAI-Project``.
+            (default `https://api.openai.com/v1`).
+        organization: Sent as `OpenAI-Organization`.
+        project: Sent as `OpenAI-Project`.
         timeout: Seconds for one attempt of a request, sending and reading
             the whole answer (default 60).
         max_retries: Retries of a transient failure (default 2).
         default_headers: Extra headers on every request.
         default_query: Query parameters on every request, such as Azure's
-            ``api-version``.
-        auth: Another authentication scheme (:class:`~openai_runs.auth.ApiKeyAuth`,
-            :class:`~openai_runs.auth.TokenAuth`); replaces *api_key*.
+            `api-version`.
+        auth: Another authentication scheme ([ApiKeyAuth][openai_runs.auth.ApiKeyAuth],
+            [TokenAuth][openai_runs.auth.TokenAuth]); replaces *api_key*.
         retry_policy: Backoff and hint limits for retries.
-        session: A caller-owned :class:`aiohttp.ClientSession`; the client
+        session: A caller-owned `aiohttp.ClientSession`; the client
             uses it and never closes it.
         max_response_bytes: The longest response body read, counted after
             decompression (default 16 MiB); a longer one is a
@@ -117,7 +120,7 @@ class RunsClient:
 
     Raises:
         InvalidRequestError: No key and no *auth* were given; or *base_url*
-            is not an absolute ``http(s)://`` URL with a host and no query; or
+            is not an absolute `http(s)://` URL with a host and no query; or
             a key or header value has a control character; or *timeout* or
             *max_retries* is out of range.
     """
@@ -196,19 +199,19 @@ class RunsClient:
     ) -> Self:
         """Build a client for an Azure OpenAI or Azure AI Foundry resource.
 
-        The base URL is *endpoint* plus ``/openai``, every request carries
-        ``api-version``, and the key goes in the ``api-key`` header; or pass
-        *token_provider* (a :class:`~openai_runs.auth.TokenAuth`) for
+        The base URL is *endpoint* plus `/openai`, every request carries
+        `api-version`, and the key goes in the `api-key` header; or pass
+        *token_provider* (a [TokenAuth][openai_runs.auth.TokenAuth]) for
         Microsoft Entra ID tokens. Unset values come from
-        ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION`` and
-        ``AZURE_OPENAI_API_KEY``.
+        `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` and
+        `AZURE_OPENAI_API_KEY`.
 
         Args:
-            endpoint: The resource, e.g. ``https://NAME.openai.azure.com``.
-            api_version: The ``api-version`` query parameter.
+            endpoint: The resource, e.g. `https://NAME.openai.azure.com`.
+            api_version: The `api-version` query parameter.
             api_key: The resource key.
             token_provider: Entra ID authentication instead of a key.
-            **options: Any other :class:`RunsClient` argument.
+            **options: Any other [RunsClient][openai_runs.RunsClient] argument.
 
         Returns:
             The configured client.
@@ -286,7 +289,7 @@ class RunsClient:
 
         Args:
             method: The HTTP method.
-            path: Path segments after the base URL, e.g. ``("threads", tid)``.
+            path: Path segments after the base URL, e.g. `("threads", tid)`.
             cls: The model to structure the JSON body into.
             params: Query parameters.
             body: The JSON body.
@@ -377,7 +380,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 
 
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
-    """Decode and structure a body, or raise :class:`APIDecodeError`."""
+    """Decode and structure a body, or raise `APIDecodeError`."""
     try:
         return converter.structure(loads(raw), cls)
     except ValueError as exc:
@@ -398,7 +401,7 @@ def _name(cls: Any) -> str:
 
 
 class Runs:
-    """The Runs calls: ``client.runs``.
+    """The Runs calls: `client.runs`.
 
     Attributes:
         steps: The run step calls.
@@ -444,7 +447,7 @@ class Runs:
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Response[Run]:
-        """Like :meth:`retrieve`, with the HTTP answer (headers, request id)."""
+        """Like [retrieve][openai_runs.Runs.retrieve], with headers and request id."""
         path = _run_path(thread_id, run_id)
         return await self._client.request(
             "GET", path, Run, timeout=timeout, max_retries=max_retries
@@ -493,9 +496,10 @@ class Runs:
     ) -> Run:
         """Ask for a run to be cancelled.
 
-        The run usually answers ``cancelling`` and becomes ``cancelled`` a
+        The run usually answers `cancelling` and becomes `cancelled` a
         little later; watch it to learn how it ended. Cancelling a run that
-        has already ended is a :class:`~openai_runs.exceptions.BadRequestError`.
+        has already ended is a
+        [BadRequestError][openai_runs.exceptions.BadRequestError].
 
         Args:
             thread_id: The thread that was run.
@@ -504,7 +508,7 @@ class Runs:
             max_retries: Retries for this call, instead of the client's.
 
         Returns:
-            The run, typically ``cancelling``.
+            The run, typically `cancelling`.
 
         Raises:
             InvalidRequestError: An id is empty or unsafe (nothing is sent).
@@ -529,7 +533,9 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
     ) -> Run:
-        """Poll a run until it ends or needs the caller (a :class:`RunWatcher`).
+        """Poll a run until it ends or needs the caller.
+
+        The watch is a [RunWatcher][openai_runs.RunWatcher].
 
         Args:
             thread_id: The thread that was run.
@@ -539,12 +545,12 @@ class Runs:
             policy: The poll policy.
             on_status: Called with the run at each change of status.
             cancel_on_caller_cancel: Cancel the run too if the caller is cancelled.
-            tool_handler: Serves the run's tool calls at ``requires_action``
-                and keeps watching; see :class:`RunWatcher`.
+            tool_handler: Serves the run's tool calls at `requires_action`
+                and keeps watching; see [RunWatcher][openai_runs.RunWatcher].
             cancel_on_tool_error: Cancel the run when the handler raises.
 
         Returns:
-            The run: terminal, or ``requires_action`` without a *tool_handler*.
+            The run: terminal, or `requires_action` without a *tool_handler*.
 
         Raises:
             WatchTimeoutError: The deadline passed.
@@ -578,26 +584,28 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
     ) -> AsyncGenerator[WatchResult, None]:
-        """Watch many runs; yield each one's :class:`WatchResult` as it ends.
+        """Watch many runs; yield each one's result as it ends.
 
-        Each run is watched as :class:`RunWatcher` watches one, with its own
-        deadline counted from when it was read from *runs*. Results come in
+        Each result is a [WatchResult][openai_runs.WatchResult].
+
+        Each run is watched as [RunWatcher][openai_runs.RunWatcher] watches one, with
+        its own deadline counted from when it was read from *runs*. Results come in
         the order the watches end; a failure is reported for its run only.
         One scheduler polls every run from a heap of due times.
 
-        Use it under :func:`contextlib.aclosing` to stop at once when leaving
+        Use it under `contextlib.aclosing` to stop at once when leaving
         the loop early (or cancel the task iterating it): every request it
-        started is cancelled and awaited. Without ``aclosing``, the watches
+        started is cancelled and awaited. Without `aclosing`, the watches
         still running are cancelled when the generator is garbage collected.
 
         Args:
-            runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)``
+            runs: `(thread_id, run_id)` or `(thread_id, run_id, key)`
                 tuples, as a plain or an async iterable (read while watching,
                 so work can be fed in as earlier runs end).
             timeout: Seconds for each run's watch; the policy's *deadline*
                 (900) if *None*.
             cancel_on_timeout: At a run's deadline, cancel it and report how
-                it ended, as :class:`RunWatcher` does.
+                it ended, as [RunWatcher][openai_runs.RunWatcher] does.
             policy: The poll policy for every run.
             max_in_flight: The most requests waiting for an answer at once.
             max_polls_per_second: A cap on requests sent per second, if any.
@@ -606,12 +614,12 @@ class Runs:
                 it runs in the poll's slot. What it raises ends that run's
                 watch.
             tool_handler: Serves each run's tool calls, as for
-                :class:`RunWatcher`; a handler at work does not hold one of
-                the *max_in_flight* slots.
-            cancel_on_tool_error: As for :class:`RunWatcher`.
+                [RunWatcher][openai_runs.RunWatcher]; a handler at work does not hold
+                one of the *max_in_flight* slots.
+            cancel_on_tool_error: As for [RunWatcher][openai_runs.RunWatcher].
 
         Returns:
-            An async generator of one :class:`WatchResult` per run.
+            An async generator of one [WatchResult][openai_runs.WatchResult] per run.
 
         Raises:
             InvalidRequestError: A bad item in *runs*, or a bad limit (raised
@@ -659,7 +667,9 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
     ) -> Run:
-        """Start a run (:meth:`create`) and watch it to its end (:meth:`poll`).
+        """Start a run and watch it to its end.
+
+        As [create][openai_runs.Runs.create], then [poll][openai_runs.Runs.poll].
 
         With a *tool_handler*, the watch also serves the run's tool calls,
         so the run comes back terminal.
@@ -667,31 +677,32 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
-            model: As for :meth:`create`.
-            reasoning_effort: As for :meth:`create`.
-            instructions: As for :meth:`create`.
-            additional_instructions: As for :meth:`create`.
-            additional_messages: As for :meth:`create`.
-            tools: The tool definitions sent with the run, as for :meth:`create`
-                (the functions that serve them go in *tool_handler*).
-            metadata: As for :meth:`create`.
-            temperature: As for :meth:`create`.
-            top_p: As for :meth:`create`.
-            max_prompt_tokens: As for :meth:`create`.
-            max_completion_tokens: As for :meth:`create`.
-            truncation_strategy: As for :meth:`create`.
-            tool_choice: As for :meth:`create`.
-            parallel_tool_calls: As for :meth:`create`.
-            response_format: As for :meth:`create`.
-            include: As for :meth:`create`.
-            timeout: Seconds for the watch, as for :meth:`poll` (the create
-                request uses the client's own timeout and retries).
-            cancel_on_timeout: As for :meth:`poll`.
-            policy: As for :meth:`poll`.
-            on_status: As for :meth:`poll`.
-            cancel_on_caller_cancel: As for :meth:`poll`.
-            tool_handler: As for :meth:`poll`.
-            cancel_on_tool_error: As for :meth:`poll`.
+            model: As for [create][openai_runs.Runs.create].
+            reasoning_effort: As for [create][openai_runs.Runs.create].
+            instructions: As for [create][openai_runs.Runs.create].
+            additional_instructions: As for [create][openai_runs.Runs.create].
+            additional_messages: As for [create][openai_runs.Runs.create].
+            tools: The tool definitions sent with the run, as for
+                [create][openai_runs.Runs.create] (the functions that serve them
+                go in *tool_handler*).
+            metadata: As for [create][openai_runs.Runs.create].
+            temperature: As for [create][openai_runs.Runs.create].
+            top_p: As for [create][openai_runs.Runs.create].
+            max_prompt_tokens: As for [create][openai_runs.Runs.create].
+            max_completion_tokens: As for [create][openai_runs.Runs.create].
+            truncation_strategy: As for [create][openai_runs.Runs.create].
+            tool_choice: As for [create][openai_runs.Runs.create].
+            parallel_tool_calls: As for [create][openai_runs.Runs.create].
+            response_format: As for [create][openai_runs.Runs.create].
+            include: As for [create][openai_runs.Runs.create].
+            timeout: Seconds for the watch, as for [poll][openai_runs.Runs.poll] (the
+                create request uses the client's own timeout and retries).
+            cancel_on_timeout: As for [poll][openai_runs.Runs.poll].
+            policy: As for [poll][openai_runs.Runs.poll].
+            on_status: As for [poll][openai_runs.Runs.poll].
+            cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
+            tool_handler: As for [poll][openai_runs.Runs.poll].
+            cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
 
         Returns:
             The final run the watch reports.
@@ -748,24 +759,28 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
     ) -> Run:
-        """Submit tool outputs (:meth:`submit_tool_outputs`), then :meth:`poll`.
+        """Submit tool outputs, then watch the run.
+
+        As [submit_tool_outputs][openai_runs.Runs.submit_tool_outputs], then
+        [poll][openai_runs.Runs.poll].
 
         Args:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
             tool_outputs: One output per tool call, as for
-                :meth:`submit_tool_outputs`.
-            timeout: Seconds for the watch, as for :meth:`poll` (the submit
-                request uses the client's own timeout and retries).
-            cancel_on_timeout: As for :meth:`poll`.
-            policy: As for :meth:`poll`.
-            on_status: As for :meth:`poll`.
-            cancel_on_caller_cancel: As for :meth:`poll`.
-            tool_handler: Serves any later tool calls, as for :meth:`poll`.
-            cancel_on_tool_error: As for :meth:`poll`.
+                [submit_tool_outputs][openai_runs.Runs.submit_tool_outputs].
+            timeout: Seconds for the watch, as for [poll][openai_runs.Runs.poll] (the
+                submit request uses the client's own timeout and retries).
+            cancel_on_timeout: As for [poll][openai_runs.Runs.poll].
+            policy: As for [poll][openai_runs.Runs.poll].
+            on_status: As for [poll][openai_runs.Runs.poll].
+            cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
+            tool_handler: Serves any later tool calls, as for
+                [poll][openai_runs.Runs.poll].
+            cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
 
         Returns:
-            The final run the watch reports: terminal, or ``requires_action``
+            The final run the watch reports: terminal, or `requires_action`
             again if the run asks for more and there is no *tool_handler*.
 
         Raises:
@@ -814,13 +829,13 @@ class Runs:
         """Start a run of an assistant on a thread.
 
         Arguments left *None* are not sent, so the assistant's own settings
-        apply. Streaming (``stream=true``) is not supported by this package.
+        apply. Streaming (`stream=true`) is not supported by this package.
 
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
             model: Overrides the assistant's model.
-            reasoning_effort: ``low``, ``medium``, ``high``, ... for
+            reasoning_effort: `low`, `medium`, `high`, ... for
                 reasoning models.
             instructions: Replaces the assistant's instructions.
             additional_instructions: Appended to the instructions.
@@ -832,17 +847,17 @@ class Runs:
             max_prompt_tokens: At least 256.
             max_completion_tokens: At least 256.
             truncation_strategy: How the thread is cut before the run.
-            tool_choice: ``none``, ``auto``, ``required`` or a
-                :class:`~openai_runs.models.NamedToolChoice`.
+            tool_choice: `none`, `auto`, `required` or a
+                [NamedToolChoice][openai_runs.models.NamedToolChoice].
             parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: ``auto`` or a response format model.
-            include: Extra step fields, as for ``steps.list``.
+            response_format: `auto` or a response format model.
+            include: Extra step fields, as for `steps.list`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's. A
                 retried create after a timeout may start a second run.
 
         Returns:
-            The new run, usually ``queued``.
+            The new run, usually `queued`.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -915,14 +930,14 @@ class Runs:
             max_prompt_tokens: At least 256.
             max_completion_tokens: At least 256.
             truncation_strategy: How the thread is cut before the run.
-            tool_choice: ``none``, ``auto``, ``required`` or a named tool.
+            tool_choice: `none`, `auto`, `required` or a named tool.
             parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: ``auto`` or a response format model.
+            response_format: `auto` or a response format model.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 
         Returns:
-            The new run; its ``thread_id`` names the new thread.
+            The new run; its `thread_id` names the new thread.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -970,13 +985,13 @@ class Runs:
     ) -> AsyncPager[Run]:
         """List the runs of a thread.
 
-        ``await`` the result for one page, or ``async for`` over it for every
-        run, page after page, as with ``steps.list``.
+        `await` the result for one page, or `async for` over it for every
+        run, page after page, as with `steps.list`.
 
         Args:
             thread_id: The thread whose runs to list.
             limit: Runs per page, 1 to 100 (the API's default is 20).
-            order: ``asc`` or ``desc`` by creation time (the API's default).
+            order: `asc` or `desc` by creation time (the API's default).
             after: List the runs after this run id.
             before: List the runs before this run id; iteration then goes on
                 backwards.
@@ -1013,16 +1028,16 @@ class Runs:
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
-        """Answer the tool calls of a run in ``requires_action``.
+        """Answer the tool calls of a run in `requires_action`.
 
         All outputs go in one request; the run then goes back to
-        ``queued``/``in_progress``.
+        `queued`/`in_progress`.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
-            tool_outputs: One :class:`~openai_runs.models.ToolOutput` per
-                tool call of ``run.required_action``.
+            tool_outputs: One [ToolOutput][openai_runs.models.ToolOutput] per
+                tool call of `run.required_action`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 
@@ -1092,7 +1107,7 @@ def _run_body(**fields: Any) -> dict[str, Any]:
 
 
 class RunSteps:
-    """The run step calls: ``client.runs.steps``."""
+    """The run step calls: `client.runs.steps`."""
 
     def __init__(self, client: RunsClient) -> None:
         self._client = client
@@ -1112,19 +1127,19 @@ class RunSteps:
     ) -> AsyncPager[RunStep]:
         """List the steps of a run.
 
-        ``await`` the result for one page, or ``async for`` over it for every
+        `await` the result for one page, or `async for` over it for every
         step, page after page.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run whose steps to list.
             limit: Steps per page, 1 to 100 (the API's default is 20).
-            order: ``asc`` or ``desc`` by creation time (the API's default).
+            order: `asc` or `desc` by creation time (the API's default).
             after: List the steps after this step id.
             before: List the steps before this step id; iteration then goes
                 on backwards.
             include: Extra fields, such as
-                ``step_details.tool_calls[*].file_search.results[*].content``.
+                `step_details.tool_calls[*].file_search.results[*].content`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for each page, instead of the client's.
 
@@ -1167,7 +1182,7 @@ class RunSteps:
             thread_id: The thread that was run.
             run_id: The run the step belongs to.
             step_id: The step to retrieve.
-            include: Extra fields, as for :meth:`list`.
+            include: Extra fields, as for [list][openai_runs.RunSteps.list].
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 

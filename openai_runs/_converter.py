@@ -18,21 +18,23 @@ from . import models as m
 __all__ = ["converter"]
 
 converter = cattrs.Converter(omit_if_default=False)
-"""The configured :class:`cattrs.Converter` for every model of this package.
+"""The configured `cattrs.Converter` for every model of this package.
 
 Use it to structure stored or webhook JSON into models, and to turn models
-back into the API's JSON::
+back into the API's JSON:
 
-    run = openai_runs.converter.structure(payload, openai_runs.Run)
-    payload = openai_runs.converter.unstructure(run)
+```python
+run = openai_runs.converter.structure(payload, openai_runs.Run)
+payload = openai_runs.converter.unstructure(run)
+```
 
-Unknown keys land in each model's ``extra`` and are written back on
-unstructure; unknown enum values stay plain strings; unknown ``type`` tags
-structure into the ``Unknown…`` variants.
+Unknown keys land in each model's `extra` and are written back on
+unstructure; unknown enum values stay plain strings; unknown `type` tags
+structure into the `Unknown…` variants.
 """
 
 
-# A timestamp must fit a float: the watch computes ``expires_at - time.time()``,
+# A timestamp must fit a float: the watch computes `expires_at - time.time()`,
 # which raises OverflowError for an int beyond ~1.8e308 (an expires_at of
 # 10**400). The spec sets no bound, so anything a float holds still parses.
 _FLOAT_MAX = int(sys.float_info.max)
@@ -49,7 +51,7 @@ def _timestamp(value: Any, _: Any) -> Any:
 
 
 def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
-    """Structure *cl*, collecting keys it has no field for into ``extra``."""
+    """Structure *cl*, collecting keys it has no field for into `extra`."""
     attrs.resolve_types(get_origin(cl) or cl)
     known = frozenset(a.name for a in attrs.fields(cl)) - {"extra"}
     stamps: dict[str, Any] = {
@@ -62,7 +64,7 @@ def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
     )
 
     def structure(data: Any, _: Any) -> Any:
-        # ``__class__ is dict`` first: what json.loads returns, and far cheaper
+        # `__class__ is dict` first: what json.loads returns, and far cheaper
         # than the ABC check of isinstance(..., Mapping).
         if data.__class__ is not dict and not isinstance(data, Mapping):
             # Without this a JSON null fails with a bare TypeError from deep in
@@ -82,7 +84,7 @@ def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
 
 
 def _model_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
-    """Unstructure *cl*, writing ``extra`` back beside the known keys."""
+    """Unstructure *cl*, writing `extra` back beside the known keys."""
     base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
         cl, converter, extra=override(omit=True)
     )
@@ -107,11 +109,11 @@ converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
 def _json_scalar(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
     """Accept a JSON scalar for *kind* only if it already has that JSON type.
 
-    cattrs' default calls ``kind(value)``, which turns a null ``id`` into the
-    string ``"None"``, ``1.7`` into ``1`` and ``"no"`` into ``True``: a body
+    cattrs' default calls `kind(value)`, which turns a null `id` into the
+    string `"None"`, `1.7` into `1` and `"no"` into `True`: a body
     that is not what the API sends must fail, not parse into wrong data. An
-    integer stays as it is for a ``float`` field, since JSON does not tell
-    ``1`` from ``1.0`` and a type checker accepts an ``int`` as a ``float``.
+    integer stays as it is for a `float` field, since JSON does not tell
+    `1` from `1.0` and a type checker accepts an `int` as a `float`.
     """
 
     def structure(value: Any, cl: Any) -> Any:
@@ -133,7 +135,7 @@ def _is_optional(cl: Any) -> bool:
 
 
 def _optional_hook(cl: Any) -> Callable[[Any, Any], Any]:
-    """Structure ``X | None`` with X's hook, looked up once.
+    """Structure `X | None` with X's hook, looked up once.
 
     cattrs' own hook dispatches on X again at every call; a run has a dozen
     optional fields.
@@ -177,12 +179,12 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-for _enum in (m.RunStatus, m.RunStepStatus):
+for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
     converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
 
 
 def _str_or(model: Any) -> Callable[[Any, Any], Any]:
-    """Structure ``str | X | None``: a string stays a string, an object is an X."""
+    """Structure `str | X | None`: a string stays a string, an object is an X."""
     hook = converter.get_structure_hook(model)
 
     def structure(value: Any, _: Any) -> Any:
@@ -194,7 +196,7 @@ def _str_or(model: Any) -> Callable[[Any, Any], Any]:
 
 
 def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
-    """Tag *union* by its ``type`` key, with *unknown* for types added later."""
+    """Tag *union* by its `type` key, with *unknown* for types added later."""
     configure_tagged_union(
         union,
         converter,
@@ -202,7 +204,7 @@ def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
         tag_name="type",
         default=unknown,
     )
-    # Every variant keeps ``type`` as a field, so unstructure by the value's own
+    # Every variant keeps `type` as a field, so unstructure by the value's own
     # class: the strategy's hook would overwrite an unknown variant's tag.
     converter.register_unstructure_hook(
         union, lambda v: converter.unstructure(v, v.__class__)
@@ -252,6 +254,53 @@ _tagged(
     m.UnknownStepDetails,
     {m.MessageCreationDetails: "message_creation", m.ToolCallsDetails: "tool_calls"},
 )
+_tagged(
+    m.Annotation,
+    m.UnknownAnnotation,
+    {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
+)
+_tagged(
+    m.MessagePart,
+    m.UnknownPart,
+    {
+        m.TextPart: "text",
+        m.ImageFileContent: "image_file",
+        m.ImageUrlContent: "image_url",
+        m.RefusalPart: "refusal",
+    },
+)
+_tagged(
+    m.MessagePartDelta,
+    m.UnknownPartDelta,
+    {
+        m.TextPartDelta: "text",
+        m.RefusalPartDelta: "refusal",
+        m.ImageFilePartDelta: "image_file",
+        m.ImageUrlPartDelta: "image_url",
+    },
+)
+_tagged(
+    m.ToolCallDelta,
+    m.UnknownToolCallDelta,
+    {
+        m.FunctionCallDelta: "function",
+        m.CodeInterpreterCallDelta: "code_interpreter",
+        m.FileSearchCallDelta: "file_search",
+    },
+)
+_tagged(
+    m.StepDetailsDelta,
+    m.UnknownStepDetails,
+    {m.MessageCreationDelta: "message_creation", m.ToolCallsDelta: "tool_calls"},
+)
+# ``X | None`` of a union flattens into one union that _is_optional misses.
+_step_details_delta = converter.get_structure_hook(m.StepDetailsDelta)
+converter.register_structure_hook(
+    m.StepDetailsDelta | None,
+    lambda value, _: (
+        None if value is None else _step_details_delta(value, m.StepDetailsDelta)
+    ),
+)
 for _model in (m.NamedToolChoice, m.ResponseFormat):
     converter.register_structure_hook(str | _model | None, _str_or(_model))
 converter.register_structure_hook(
@@ -264,9 +313,9 @@ converter.register_structure_hook(
 
 
 request_converter = cattrs.Converter()
-"""Unstructures request bodies: like :data:`converter`, but a field that is
-*None* by default and unset is left out, since the API rejects ``null`` for
-many optional fields of a request (``description``, ``detail``, ...)."""
+"""Unstructures request bodies: like [converter][openai_runs.converter], but a field
+that is *None* by default and unset is left out, since the API rejects `null` for
+many optional fields of a request (`description`, `detail`, ...)."""
 
 
 def _request_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:

@@ -69,12 +69,12 @@ class Response(Generic[T]):
 
     @property
     def request_id(self) -> str | None:
-        """The ``x-request-id`` header, for support tickets and logs."""
+        """The `x-request-id` header, for support tickets and logs."""
         return self.headers.get("x-request-id")
 
     @property
     def poll_after_ms(self) -> int | None:
-        """The ``openai-poll-after-ms`` hint: when to look at the run again.
+        """The `openai-poll-after-ms` hint: when to look at the run again.
 
         *None* when the header is missing or is not a whole number of
         milliseconds from 1 to a day (a hint of 0 or less asks for nothing,
@@ -89,10 +89,10 @@ class Response(Generic[T]):
 
 @attrs.define
 class Transport:
-    """Sends requests with one :class:`aiohttp.ClientSession`.
+    """Sends requests with one `aiohttp.ClientSession`.
 
     Uses the caller's session when given one and never closes it; otherwise
-    opens its own on first use and closes it in :meth:`aclose`.
+    opens its own on first use and closes it in `aclose`.
     """
 
     base_url: str
@@ -234,5 +234,5 @@ class Transport:
 
 
 def _where(method: str, path: Sequence[str]) -> str:
-    """The request as errors and logs name it: ``GET /threads/…/runs/…``."""
+    """The request as errors and logs name it: `GET /threads/…/runs/…`."""
     return f"{method} /{'/'.join(path)}"

@@ -21,7 +21,7 @@ MAX_DEPTH: Final = 128
 
 The API's deepest object (a JSON Schema in a tool or response format) is a
 few dozen levels at most. Deeper documents are refused before decoding:
-json.loads recurses once per level (a 4 KB body of ``[`` reached Python's
+json.loads recurses once per level (a 4 KB body of `[` reached Python's
 recursion limit), and so do repr, json.dumps and cattrs on what it returns.
 """
 
@@ -42,7 +42,7 @@ def _check_depth(raw: bytes) -> None:
 
     Counting brackets is one C-speed pass; only a body with more than
     MAX_DEPTH of them is looked at more closely. Then each pass below strips
-    the innermost ``[]``/``{}`` pairs, so a body of depth d is clear after d
+    the innermost `[]`/`{}` pairs, so a body of depth d is clear after d
     passes; one that is not clear after MAX_DEPTH passes nests deeper (or its
     brackets do not balance, and it is not JSON anyway).
     """
@@ -73,7 +73,7 @@ def _orjson_loads(raw: bytes) -> Any:
 
     orjson reads an integer beyond 64 bits as a float, where json.loads keeps
     it an int: a body with an integer of 19 digits or more goes to json.loads.
-    orjson refuses what it does not take (``NaN``, lone surrogate escapes, a
+    orjson refuses what it does not take (`NaN`, lone surrogate escapes, a
     UTF-16 body), and json.loads decides those too, so what parses, and how
     it fails, does not depend on the extra.
     """
@@ -85,7 +85,7 @@ def _orjson_loads(raw: bytes) -> Any:
         return json.loads(raw)
 
 
-# orjson, when installed (``pip install openai-runs[fast]``), decodes a run in
+# orjson, when installed (`pip install openai-runs[fast]`), decodes a run in
 # a third of json.loads' time.
 _decode: Callable[[bytes], Any] = _orjson_loads if _HAVE_ORJSON else json.loads
 

@@ -153,7 +153,7 @@ def _one_of(value: object, choices: frozenset[str]) -> bool:
 
 
 def check_include(include: Iterable[str] | None) -> list[str]:
-    """Return the ``include[]`` values if each is one the API knows."""
+    """Return the `include[]` values if each is one the API knows."""
     if include is None:
         return []
     if isinstance(include, str):
@@ -175,7 +175,7 @@ MIN_TOKEN_LIMIT: Final = 256
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None
 ) -> None:
-    """Refuse a number outside ``low..high`` (``high`` *None*: no upper bound)."""
+    """Refuse a number outside `low..high` (`high` *None*: no upper bound)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):

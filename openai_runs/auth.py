@@ -2,11 +2,12 @@
 
 Three schemes cover the servers that speak the Runs API:
 
-- :class:`BearerAuth`: ``Authorization: Bearer KEY``, OpenAI's and most
-  compatible servers'.
-- :class:`ApiKeyAuth`: a key in its own header, ``api-key`` for Azure OpenAI.
-- :class:`TokenAuth`: a short-lived token from an async provider, such as
-  Microsoft Entra ID; fetched when needed and refreshed before it expires.
+- [BearerAuth][openai_runs.auth.BearerAuth]: `Authorization: Bearer KEY`, OpenAI's and
+  most compatible servers'.
+- [ApiKeyAuth][openai_runs.auth.ApiKeyAuth]: a key in its own header, `api-key` for
+  Azure OpenAI.
+- [TokenAuth][openai_runs.auth.TokenAuth]: a short-lived token from an async provider,
+  such as Microsoft Entra ID; fetched when needed and refreshed before it expires.
 
 Keys and tokens never appear in a repr.
 """
@@ -40,7 +41,7 @@ def _sendable_secret(_: object, attribute: attrs.Attribute[str], value: object) 
 
 @attrs.frozen
 class BearerAuth:
-    """Send *api_key* as ``Authorization: Bearer …``.
+    """Send *api_key* as `Authorization: Bearer …`.
 
     Raises:
         InvalidRequestError: *api_key* is not a string, or has a control
@@ -50,13 +51,13 @@ class BearerAuth:
     api_key: str = attrs.field(repr=False, validator=_sendable_secret)
 
     async def headers(self) -> dict[str, str]:
-        """Return the ``Authorization`` header."""
+        """Return the `Authorization` header."""
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
 @attrs.frozen
 class ApiKeyAuth:
-    """Send *api_key* in the header *header* (``api-key``, as Azure expects).
+    """Send *api_key* in the header *header* (`api-key`, as Azure expects).
 
     Raises:
         InvalidRequestError: *api_key* is not a string, or has a control
@@ -75,14 +76,16 @@ class ApiKeyAuth:
 class TokenAuth:
     """Send a bearer token from *provider*, refreshed before it expires.
 
-    *provider* is an async callable returning ``(token, expires_on)``, with
+    *provider* is an async callable returning `(token, expires_on)`, with
     *expires_on* in Unix seconds: the shape of azure-identity's
-    ``AccessToken``, so an Entra ID credential plugs in directly::
+    `AccessToken`, so an Entra ID credential plugs in directly:
 
-        credential = DefaultAzureCredential()
-        auth = TokenAuth(
-            lambda: credential.get_token("https://cognitiveservices.azure.com/.default")
-        )
+    ```python
+    credential = DefaultAzureCredential()
+    auth = TokenAuth(
+        lambda: credential.get_token("https://cognitiveservices.azure.com/.default")
+    )
+    ```
 
     Concurrent requests share one refresh.
 
@@ -98,7 +101,7 @@ class TokenAuth:
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False, repr=False)
 
     async def headers(self) -> dict[str, str]:
-        """Return the ``Authorization`` header, refreshing the token if due."""
+        """Return the `Authorization` header, refreshing the token if due."""
         if time.time() >= self._expires_on - self.refresh_margin:
             async with self._lock:
                 if time.time() >= self._expires_on - self.refresh_margin:

@@ -1,26 +1,26 @@
-"""Every error this package raises, rooted at :class:`OpenAIRunsError`.
+"""Every error this package raises, rooted at `OpenAIRunsError`.
 
-::
-
-    OpenAIRunsError
-    ├── InvalidRequestError (also ValueError)   bad input, caught before sending
-    ├── APIConnectionError                      no HTTP answer came back
-    │   └── APITimeoutError                     ... in time
-    ├── APIResponseError                        an answer we could not use
-    │   ├── APIStatusError                      an HTTP error status
-    │   │   ├── BadRequestError                 400
-    │   │   ├── AuthenticationError             401
-    │   │   ├── PermissionDeniedError           403
-    │   │   ├── NotFoundError                   404
-    │   │   ├── ConflictError                   409
-    │   │   ├── UnprocessableEntityError        422
-    │   │   ├── RateLimitError                  429
-    │   │   │   └── InsufficientQuotaError      429 insufficient_quota
-    │   │   └── InternalServerError             5xx
-    │   └── APIDecodeError                      a body that is not what the API sends
-    │       └── ResponseTooLargeError           ... longer than max_response_bytes
-    ├── WatchTimeoutError                       a watch outlived its deadline
-    └── ToolCallError                           a tool handler failed during a watch
+```text
+OpenAIRunsError
+├── InvalidRequestError (also ValueError)   bad input, caught before sending
+├── APIConnectionError                      no HTTP answer came back
+│   └── APITimeoutError                     ... in time
+├── APIResponseError                        an answer we could not use
+│   ├── APIStatusError                      an HTTP error status
+│   │   ├── BadRequestError                 400
+│   │   ├── AuthenticationError             401
+│   │   ├── PermissionDeniedError           403
+│   │   ├── NotFoundError                   404
+│   │   ├── ConflictError                   409
+│   │   ├── UnprocessableEntityError        422
+│   │   ├── RateLimitError                  429
+│   │   │   └── InsufficientQuotaError      429 insufficient_quota
+│   │   └── InternalServerError             5xx
+│   └── APIDecodeError                      a body that is not what the API sends
+│       └── ResponseTooLargeError           ... longer than max_response_bytes
+├── WatchTimeoutError                       a watch outlived its deadline
+└── ToolCallError                           a tool handler failed during a watch
+```
 
 The names follow openai-python's where they mean the same thing. No message,
 attribute or repr here ever holds the API key.
@@ -92,7 +92,7 @@ class APIResponseError(OpenAIRunsError):
 
     Attributes:
         status_code: The HTTP status.
-        request_id: The ``x-request-id`` header, for support tickets.
+        request_id: The `x-request-id` header, for support tickets.
         headers: All response headers.
         body: The decoded JSON body, or *None* if it was not JSON.
         excerpt: The start of the raw body (at most 500 characters).
@@ -124,8 +124,8 @@ class APIStatusError(APIResponseError):
     """The API answered with an error status.
 
     Attributes:
-        type: The API error's ``type``, e.g. ``invalid_request_error``.
-        code: The API error's ``code``, e.g. ``rate_limit_exceeded``.
+        type: The API error's `type`, e.g. `invalid_request_error`.
+        code: The API error's `code`, e.g. `rate_limit_exceeded`.
         param: The parameter the API blamed, if any.
     """
 
@@ -182,7 +182,7 @@ class RateLimitError(APIStatusError):
 
 
 class InsufficientQuotaError(RateLimitError):
-    """429 with code ``insufficient_quota``: a billing problem, never retried."""
+    """429 with code `insufficient_quota`: a billing problem, never retried."""
 
 
 class InternalServerError(APIStatusError):
@@ -226,14 +226,14 @@ class WatchTimeoutError(OpenAIRunsError):
 class ToolCallError(OpenAIRunsError):
     """A tool handler raised, so the watch could not answer the run's tool calls.
 
-    The handler's own exception is the ``__cause__``. Unless the watch was
-    told otherwise (``cancel_on_tool_error=False``), the run was cancelled,
-    since it could only wait in ``requires_action`` until it expired.
+    The handler's own exception is the `__cause__`. Unless the watch was
+    told otherwise (`cancel_on_tool_error=False`), the run was cancelled,
+    since it could only wait in `requires_action` until it expired.
 
     Attributes:
-        run: The run: ``cancelling`` (or how it ended) after the cancel, else
-            ``requires_action``.
-        tool_call: The :class:`~openai_runs.models.ToolCall` that failed.
+        run: The run: `cancelling` (or how it ended) after the cancel, else
+            `requires_action`.
+        tool_call: The [ToolCall][openai_runs.models.ToolCall] that failed.
     """
 
     def __init__(self, message: str, *, run: Run, tool_call: ToolCall) -> None:
@@ -264,8 +264,8 @@ def error_from_response(
         body: The raw response body.
 
     Returns:
-        An :class:`APIStatusError` subclass chosen by *status*, carrying the
-        API error's ``type``, ``code``, ``param`` and ``message``.
+        An [APIStatusError][openai_runs.exceptions.APIStatusError] subclass chosen by
+        *status*, carrying the API error's `type`, `code`, `param` and `message`.
     """
     excerpt = body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
     try:
