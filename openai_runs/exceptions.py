@@ -50,6 +50,7 @@ __all__ = [
     "OpenAIRunsError",
     "PermissionDeniedError",
     "RateLimitError",
+    "StreamDecodeError",
     "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
@@ -188,6 +189,14 @@ class InternalServerError(APIStatusError):
 
 class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
+
+
+class StreamDecodeError(APIDecodeError):
+    """An event stream that is not what the API sends.
+
+    It broke the server-sent events format or a size limit (a line or an
+    event too long), or an event's data was not the JSON of its model.
+    """
 
 
 class WatchTimeoutError(OpenAIRunsError):
