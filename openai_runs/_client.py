@@ -861,7 +861,7 @@ class Runs:
         """Start a run of an assistant on a thread.
 
         Arguments left *None* are not sent, so the assistant's own settings
-        apply. Streaming (`stream=true`) is not supported by this package.
+        apply. To stream the run's events, use [stream][openai_runs.Runs.stream].
 
         Args:
             thread_id: The thread to run.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from _faultproxy import fault_proxy
 from aiohttp import web
@@ -516,3 +519,33 @@ def test_repr_and_delta_types() -> None:
     deltas = [e for e in events if e.event == "thread.run.step.delta"]
     assert deltas
     assert all(isinstance(e.data, RunStepDelta) for e in deltas)
+
+
+# --- The docs' web app ----------------------------------------------------------
+
+WEB_EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "stream_web.py"
+
+
+def test_docs_web_app_relays_text_deltas() -> None:
+    """docs/examples/stream_web.py sends the reply to the browser piece by piece."""
+    spec = importlib.util.spec_from_file_location("stream_web", WEB_EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    async def main() -> tuple[list[bytes], int]:
+        async with (
+            Emulator(default_script=RunScript.completed(0.3)) as emu,
+            RunsClient(api_key=emu.api_key, base_url=emu.url) as client,
+            TestServer(example.make_app(client, "asst_1")) as server,
+            aiohttp.ClientSession() as session,
+            session.get(server.make_url("/ask"), params={"q": "Hi"}) as response,
+        ):
+            pieces = [chunk async for chunk in response.content.iter_any()]
+            return pieces, response.status
+
+    pieces, status = asyncio.run(asyncio.wait_for(main(), 15))
+    assert status == 200
+    assert b"".join(pieces).decode() == DEFAULT_REPLY + "\n[completed]\n"
+    assert len(pieces) > 3  # the words came as they were written, not at the end
