@@ -9,6 +9,7 @@ Start with [RunsClient][openai_runs.RunsClient]; the models are in
 
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
+from ._events import StreamEvent
 from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
@@ -33,6 +34,7 @@ __all__ = [
     "RunWatcher",
     "Runs",
     "RunsClient",
+    "StreamEvent",
     "ToolHandler",
     "WatchResult",
     "WatchState",

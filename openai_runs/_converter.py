@@ -156,7 +156,7 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-for _enum in (m.RunStatus, m.RunStepStatus):
+for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
     converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
 
 
@@ -248,6 +248,53 @@ _tagged(
     m.StepDetails,
     m.UnknownStepDetails,
     {m.MessageCreationDetails: "message_creation", m.ToolCallsDetails: "tool_calls"},
+)
+_tagged(
+    m.Annotation,
+    m.UnknownAnnotation,
+    {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
+)
+_tagged(
+    m.MessagePart,
+    m.UnknownPart,
+    {
+        m.TextPart: "text",
+        m.ImageFileContent: "image_file",
+        m.ImageUrlContent: "image_url",
+        m.RefusalPart: "refusal",
+    },
+)
+_tagged(
+    m.MessagePartDelta,
+    m.UnknownPartDelta,
+    {
+        m.TextPartDelta: "text",
+        m.RefusalPartDelta: "refusal",
+        m.ImageFilePartDelta: "image_file",
+        m.ImageUrlPartDelta: "image_url",
+    },
+)
+_tagged(
+    m.ToolCallDelta,
+    m.UnknownToolCallDelta,
+    {
+        m.FunctionCallDelta: "function",
+        m.CodeInterpreterCallDelta: "code_interpreter",
+        m.FileSearchCallDelta: "file_search",
+    },
+)
+_tagged(
+    m.StepDetailsDelta,
+    m.UnknownStepDetails,
+    {m.MessageCreationDelta: "message_creation", m.ToolCallsDelta: "tool_calls"},
+)
+# ``X | None`` of a union flattens into one union that _is_optional misses.
+_step_details_delta = converter.get_structure_hook(m.StepDetailsDelta)
+converter.register_structure_hook(
+    m.StepDetailsDelta | None,
+    lambda value, _: (
+        None if value is None else _step_details_delta(value, m.StepDetailsDelta)
+    ),
 )
 for _model in (m.NamedToolChoice, m.ResponseFormat):
     converter.register_structure_hook(str | _model | None, _str_or(_model))

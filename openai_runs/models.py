@@ -29,6 +29,8 @@ import attrs
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "Annotation",
+    "AnnotationDelta",
     "Attachment",
     "AzureAISearchCall",
     "AzureAISearchTool",
@@ -41,7 +43,9 @@ __all__ = [
     "BingGroundingSearch",
     "BingGroundingTool",
     "CodeInterpreterCall",
+    "CodeInterpreterCallDelta",
     "CodeInterpreterCallDetails",
+    "CodeInterpreterDelta",
     "CodeInterpreterTool",
     "CodeOutput",
     "CodeOutputImage",
@@ -49,7 +53,13 @@ __all__ = [
     "CodeOutputLogs",
     "ConnectedAgent",
     "ConnectedAgentTool",
+    "ErrorObject",
+    "FileCitation",
+    "FileCitationAnnotation",
+    "FilePath",
+    "FilePathAnnotation",
     "FileSearchCall",
+    "FileSearchCallDelta",
     "FileSearchCallDetails",
     "FileSearchOptions",
     "FileSearchRankingOptions",
@@ -57,20 +67,31 @@ __all__ = [
     "FileSearchResultContent",
     "FileSearchTool",
     "FunctionCall",
+    "FunctionCallDelta",
     "FunctionCallDetails",
     "FunctionDefinition",
+    "FunctionDelta",
     "FunctionTool",
     "ImageFile",
     "ImageFileContent",
+    "ImageFilePartDelta",
     "ImageUrl",
     "ImageUrlContent",
+    "ImageUrlPartDelta",
     "IncompleteDetails",
     "JsonSchemaFormat",
     "LastError",
+    "Message",
     "MessageContent",
     "MessageCreation",
+    "MessageCreationDelta",
     "MessageCreationDetails",
+    "MessageDelta",
+    "MessageDeltaBody",
+    "MessagePart",
+    "MessagePartDelta",
     "MessageRequest",
+    "MessageStatus",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
     "OpenApiAnonymousAuth",
@@ -83,6 +104,8 @@ __all__ = [
     "OpenApiManagedScheme",
     "OpenApiTool",
     "Page",
+    "RefusalPart",
+    "RefusalPartDelta",
     "RequiredAction",
     "RequiredToolCall",
     "ResponseFormat",
@@ -92,25 +115,39 @@ __all__ = [
     "Run",
     "RunStatus",
     "RunStep",
+    "RunStepDelta",
+    "RunStepDeltaBody",
     "RunStepStatus",
     "StepDetails",
+    "StepDetailsDelta",
     "StepToolCall",
     "SubmitToolOutputs",
+    "Text",
     "TextContent",
+    "TextDelta",
+    "TextPart",
+    "TextPartDelta",
+    "Thread",
     "ThreadRequest",
     "Tool",
     "ToolCall",
+    "ToolCallDelta",
     "ToolCallFunction",
+    "ToolCallsDelta",
     "ToolCallsDetails",
     "ToolOutput",
     "TruncationStrategy",
+    "UnknownAnnotation",
     "UnknownCodeOutput",
     "UnknownOpenApiAuth",
+    "UnknownPart",
+    "UnknownPartDelta",
     "UnknownResponseFormat",
     "UnknownStepDetails",
     "UnknownStepToolCall",
     "UnknownTool",
     "UnknownToolCall",
+    "UnknownToolCallDelta",
     "Usage",
     "as_datetime",
 ]
@@ -1104,4 +1141,420 @@ class Page(Generic[T]):
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+    extra: dict[str, Any] = _extra()
+
+
+# --- Threads and messages -----------------------------------------------------
+
+
+class MessageStatus(StrEnum):
+    """The statuses of a message that this version knows."""
+
+    IN_PROGRESS = "in_progress"
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+
+
+@attrs.frozen(kw_only=True)
+class Thread:
+    """A thread: the conversation that runs read and add messages to.
+
+    Attributes:
+        id: The thread's id, ``thread_…``.
+        created_at: When it was created, in Unix seconds.
+        tool_resources: Files and vector stores for the tools, as the API
+            sends them.
+        metadata: At most 16 string pairs.
+    """
+
+    id: str
+    object: str = "thread"
+    created_at: int
+    tool_resources: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileCitation:
+    """The file a citation quotes."""
+
+    file_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileCitationAnnotation:
+    """A quote from a file that file search found, at *start_index*..*end_index*.
+
+    Attributes:
+        text: The text in the message that the annotation replaces.
+    """
+
+    text: str
+    file_citation: FileCitation
+    start_index: int
+    end_index: int
+    type: str = "file_citation"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FilePath:
+    """A file the code interpreter wrote."""
+
+    file_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FilePathAnnotation:
+    """A link to a file the code interpreter wrote, at *start_index*..*end_index*."""
+
+    text: str
+    file_path: FilePath
+    start_index: int
+    end_index: int
+    type: str = "file_path"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownAnnotation:
+    """An annotation of a type this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+Annotation = FileCitationAnnotation | FilePathAnnotation | UnknownAnnotation
+
+
+@attrs.frozen(kw_only=True)
+class Text:
+    """The text of a message part and its annotations."""
+
+    # Defaults: a snapshot rebuilt from deltas may lack what a delta never sent.
+    value: str = ""
+    annotations: list[Annotation] = attrs.field(factory=list)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextPart:
+    """A text part of a message.
+
+    The request side's text part is [TextContent][openai_runs.models.TextContent].
+    """
+
+    text: Text
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalPart:
+    """The model's refusal to answer, in place of text."""
+
+    refusal: str
+    type: str = "refusal"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownPart:
+    """A message part of a type this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+MessagePart = TextPart | ImageFileContent | ImageUrlContent | RefusalPart | UnknownPart
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """A message in a thread, from the user or the assistant.
+
+    Attributes:
+        id: The message's id, ``msg_…``.
+        thread_id: The thread it belongs to.
+        status: A [MessageStatus][openai_runs.models.MessageStatus], or the
+            plain string of a newer one.
+        role: ``user`` or ``assistant``.
+        content: Its parts, each a variant chosen by its ``type``.
+        assistant_id: The assistant that wrote it, for an assistant's message.
+        run_id: The run that wrote it, for an assistant's message.
+        extra: Keys the API sent that this version does not know.
+    """
+
+    id: str
+    object: str = "thread.message"
+    created_at: int
+    thread_id: str
+    # The API reference's message examples lack the four fields below,
+    # although MessageObject requires them: they default here.
+    status: MessageStatus | str = MessageStatus.COMPLETED
+    incomplete_details: IncompleteDetails | None = None
+    completed_at: int | None = None
+    incomplete_at: int | None = None
+    role: str
+    content: list[MessagePart] = attrs.field(factory=list)
+    assistant_id: str | None = None
+    run_id: str | None = None
+    attachments: list[Attachment] | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+    @property
+    def text(self) -> str:
+        """The values of the message's text parts, joined: what most callers want."""
+        return "".join(
+            part.text.value for part in self.content if isinstance(part, TextPart)
+        )
+
+
+# --- Stream deltas ------------------------------------------------------------
+# Deltas carry only what changed: every field but ``index`` and ``type`` may be
+# missing, so every field here is optional.
+
+
+@attrs.frozen(kw_only=True)
+class AnnotationDelta:
+    """A piece of an annotation; *index* names the annotation it extends.
+
+    *file_citation* (``file_id``, and ``quote``, which the full annotation
+    lacks) and *file_path* (``file_id``) stay as the API sends them.
+    """
+
+    index: int
+    type: str
+    text: str | None = None
+    start_index: int | None = None
+    end_index: int | None = None
+    file_citation: dict[str, Any] | None = None
+    file_path: dict[str, Any] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextDelta:
+    """A fragment of text to append, and any annotations that came with it."""
+
+    value: str | None = None
+    annotations: list[AnnotationDelta] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextPartDelta:
+    """A change to the text part at *index* of a message."""
+
+    index: int
+    text: TextDelta | None = None
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalPartDelta:
+    """A fragment of a refusal, for the part at *index*."""
+
+    index: int
+    refusal: str | None = None
+    type: str = "refusal"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageFilePartDelta:
+    """An image file part at *index* (``file_id``, ``detail`` as sent)."""
+
+    index: int
+    image_file: dict[str, Any] | None = None
+    type: str = "image_file"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageUrlPartDelta:
+    """An image URL part at *index* (``url``, ``detail`` as sent)."""
+
+    index: int
+    image_url: dict[str, Any] | None = None
+    type: str = "image_url"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownPartDelta:
+    """A change to a part of a type this version does not know."""
+
+    type: str
+    index: int | None = None
+    extra: dict[str, Any] = _extra()
+
+
+MessagePartDelta = (
+    TextPartDelta
+    | RefusalPartDelta
+    | ImageFilePartDelta
+    | ImageUrlPartDelta
+    | UnknownPartDelta
+)
+
+
+@attrs.frozen(kw_only=True)
+class MessageDeltaBody:
+    """What changed in a message: its role, or parts by index."""
+
+    role: str | None = None
+    content: list[MessagePartDelta] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class MessageDelta:
+    """The data of a ``thread.message.delta`` event.
+
+    Attributes:
+        id: The message that changed.
+        delta: What changed.
+    """
+
+    id: str
+    object: str = "thread.message.delta"
+    delta: MessageDeltaBody
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionDelta:
+    """Pieces of a function call: *name* first, then *arguments* fragments."""
+
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallDelta:
+    """A change to the function call at *index*; the first brings its *id*."""
+
+    index: int
+    id: str | None = None
+    function: FunctionDelta | None = None
+    type: str = "function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterDelta:
+    """Pieces of a code interpreter call: *input* fragments, outputs as sent."""
+
+    input: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCallDelta:
+    """A change to the code interpreter call at *index*."""
+
+    index: int
+    id: str | None = None
+    code_interpreter: CodeInterpreterDelta | None = None
+    type: str = "code_interpreter"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchCallDelta:
+    """A change to the file search call at *index* (its data as sent)."""
+
+    index: int
+    id: str | None = None
+    file_search: dict[str, Any] = attrs.field(factory=dict)
+    type: str = "file_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownToolCallDelta:
+    """A change to a tool call of a type this version does not know."""
+
+    type: str
+    index: int | None = None
+    id: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+ToolCallDelta = (
+    FunctionCallDelta
+    | CodeInterpreterCallDelta
+    | FileSearchCallDelta
+    | UnknownToolCallDelta
+)
+
+
+@attrs.frozen(kw_only=True)
+class MessageCreationDelta:
+    """A ``message_creation`` step's details (``message_id`` as sent)."""
+
+    message_creation: dict[str, Any] | None = None
+    type: str = "message_creation"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallsDelta:
+    """A ``tool_calls`` step's new tool calls or pieces of them, by index."""
+
+    tool_calls: list[ToolCallDelta] | None = None
+    type: str = "tool_calls"
+    extra: dict[str, Any] = _extra()
+
+
+StepDetailsDelta = MessageCreationDelta | ToolCallsDelta | UnknownStepDetails
+
+
+@attrs.frozen(kw_only=True)
+class RunStepDeltaBody:
+    """What changed in a run step."""
+
+    step_details: StepDetailsDelta | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RunStepDelta:
+    """The data of a ``thread.run.step.delta`` event.
+
+    Attributes:
+        id: The step that changed.
+        delta: What changed.
+    """
+
+    id: str
+    object: str = "thread.run.step.delta"
+    delta: RunStepDeltaBody
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ErrorObject:
+    """The data of an ``error`` event: the API's error, not wrapped in ``error``.
+
+    Attributes:
+        message: What went wrong.
+        type: The error's type, such as ``server_error``.
+        code: A machine-readable code, if any.
+        param: The parameter at fault, if any.
+    """
+
+    message: str
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
     extra: dict[str, Any] = _extra()

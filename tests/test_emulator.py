@@ -462,14 +462,14 @@ def test_metadata_limits(metadata: Any, param: str) -> None:
     [
         ({"assistant_id": "a", "colour": "red"}, "Unrecognized request argument"),
         ({}, "Missing required parameter: 'assistant_id'."),
-        ({"assistant_id": 1}, "Invalid 'assistant_id'"),
+        ({"assistant_id": 1}, "Invalid type for 'assistant_id'"),
         ({"assistant_id": "a", "stream": True}, "does not stream"),
         ({"assistant_id": "a", "temperature": 3}, "Invalid 'temperature'"),
-        ({"assistant_id": "a", "top_p": "high"}, "Invalid 'top_p'"),
+        ({"assistant_id": "a", "top_p": "high"}, "Invalid type for 'top_p'"),
         ({"assistant_id": "a", "max_prompt_tokens": 10}, "Invalid 'max_prompt"),
         ({"assistant_id": "a", "tools": [{"type": "web"}]}, "tools[0].type"),
-        ({"assistant_id": "a", "tools": [{"type": "function"}]}, "needs a name"),
-        ({"assistant_id": "a", "thread": {"x": 1}}, "Invalid 'thread'"),
+        ({"assistant_id": "a", "tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"assistant_id": "a", "thread": {"x": 1}}, "Unknown parameter: 'thread.x'"),
         ([1], "must be a JSON object"),
     ],
 )

@@ -18,13 +18,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
+from ._schema import check_body
 from ._script import Fault, RunScript, converter
 from ._state import (
     FILE_SEARCH_CONTENT,
     JSON,
     ApiError,
     EmulatorState,
-    check_metadata,
     new_id,
 )
 
@@ -47,19 +47,6 @@ class Access:
 
 ACCESS = web.AppKey("access", Access)
 
-_CREATE_RUN = frozenset(
-    {
-        "assistant_id", "model", "reasoning_effort", "instructions",
-        "additional_instructions", "additional_messages", "tools", "metadata",
-        "temperature", "top_p", "stream", "max_prompt_tokens",
-        "max_completion_tokens", "truncation_strategy", "tool_choice",
-        "parallel_tool_calls", "response_format",
-    }
-)  # fmt: skip
-_CREATE_THREAD_AND_RUN = (
-    _CREATE_RUN - {"reasoning_effort", "additional_instructions", "additional_messages"}
-) | {"thread", "tool_resources"}
-_CREATE_THREAD = frozenset({"messages", "tool_resources", "metadata"})
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
     500: (
@@ -133,14 +120,13 @@ async def _error_middleware(
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        # The API answers unknown paths and methods with its error body too.
-        message = (
-            f"Invalid URL ({request.method} {request.path})"
-            if error.status in (404, 405)
-            else error.reason
-        )
+        # The API answers unknown paths with 404 and its error body; a
+        # known path with the wrong method is an unknown route to it too.
+        if error.status in (404, 405):
+            message = f"Invalid URL ({request.method} {request.path})"
+            return web.json_response(ApiError(404, message).body, status=404)
         return web.json_response(
-            ApiError(error.status, message).body, status=error.status
+            ApiError(error.status, error.reason).body, status=error.status
         )
 
 
@@ -152,6 +138,7 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     _check_access(request, request.config_dict[ACCESS])
     fault = state.draw_fault(run_id)
     if fault is None:
+        _check_ids(request)
         return await handler(request)
     if fault.delay:
         await asyncio.sleep(fault.delay)
@@ -161,6 +148,7 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise asyncio.CancelledError
     if fault.status is not None:
         raise _fault_error(fault.status, fault.retry_after)
+    _check_ids(request)
     response = await handler(request)
     if fault.body is not None and isinstance(response, web.Response):
         body = bytes(response.body or b"")  # type: ignore[arg-type]
@@ -168,6 +156,24 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
             body[: len(body) // 2] if fault.body == "truncated" else b"{'id': run_, ]"
         )
     return response
+
+
+_ID_PREFIXES = (("thread_id", "thread"), ("run_id", "run"), ("step_id", "step"))
+
+
+def _check_ids(request: web.Request) -> None:
+    # A malformed id is a 400, not a 404: the API checks the prefix before
+    # looking anything up (`undefined` when a caller swaps its arguments).
+    for param, prefix in _ID_PREFIXES:
+        value = request.match_info.get(param)
+        if value is not None and not value.startswith(prefix):
+            raise ApiError(
+                400,
+                f"Invalid '{param}': '{value}'. Expected an ID that begins with "
+                f"'{prefix}'.",
+                param=param,
+                code="invalid_value",
+            )
 
 
 def _check_access(request: web.Request, access: Access) -> None:
@@ -182,11 +188,7 @@ def _check_access(request: web.Request, access: Access) -> None:
                 "Bearer YOUR_KEY).",
             )
         if key != access.api_key:
-            raise ApiError(
-                401,
-                f"Incorrect API key provided: {key[:3]}***{key[-4:]}.",
-                code="invalid_api_key",
-            )
+            raise ApiError(401, incorrect_key_message(key), code="invalid_api_key")
     betas = request.headers.get("OpenAI-Beta", "").split(",")
     if access.require_beta and "assistants=v2" not in (b.strip() for b in betas):
         raise ApiError(
@@ -196,6 +198,19 @@ def _check_access(request: web.Request, access: Access) -> None:
             "assistants=v2'.",
             code="invalid_beta",
         )
+
+
+def incorrect_key_message(key: str) -> str:
+    """Return the API's 401 message for a wrong *key*, the key masked.
+
+    The API shows the key's first and last four characters; a key too
+    short for that is not shown at all.
+    """
+    shown = f"{key[:4]}{'*' * (len(key) - 8)}{key[-4:]}" if len(key) > 12 else "***"
+    return (
+        f"Incorrect API key provided: {shown}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
 
 
 def _fault_error(status: int, retry_after: float | None) -> ApiError:
@@ -223,93 +238,55 @@ async def _json(request: web.Request) -> Any:
         ) from None
 
 
-async def _body(
-    request: web.Request, allowed: frozenset[str], required: tuple[str, ...] = ()
-) -> JSON:
-    body = await _json(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    for key in body:
-        if key not in allowed:
-            raise ApiError(400, f"Unrecognized request argument supplied: {key}")
-    for key in required:
-        if key not in body:
-            raise ApiError(
-                400,
-                f"Missing required parameter: '{key}'.",
-                param=key,
-                code="missing_required_parameter",
-            )
-    return body
+async def _body(request: web.Request, schema: str) -> JSON:
+    """Read a request body and check it against the contract's *schema*."""
+    return check_body(schema, await _json(request))
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
     return ApiError(400, f"Invalid '{param}': {message}", param=param, code=code)
 
 
-def _number(body: JSON, key: str, default: Any, low: float, high: float) -> Any:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _invalid(key, "expected a number.", "invalid_type")
-    if not low <= value <= high:
-        raise _invalid(key, f"expected a value within {low}..{high}, got {value}.")
-    return value
-
-
-def _check_tools(tools: object) -> list[JSON]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list) or len(tools) > 20:
-        raise _invalid("tools", "expected an array of at most 20 tools.")
-    for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind not in ("code_interpreter", "file_search", "function"):
-            raise _invalid(f"tools[{i}].type", f"unknown tool type {kind!r}.")
-        function = tool.get("function")
-        if kind == "function" and not (
-            isinstance(function, dict) and isinstance(function.get("name"), str)
-        ):
-            raise _invalid(f"tools[{i}].function", "a function tool needs a name.")
-    return tools
-
-
 def run_fields(body: JSON) -> JSON:
-    """Return the static `RunObject` fields for a create-run request *body*.
+    """Return the static `RunObject` fields for a checked create-run *body*.
 
     Raises:
-        ApiError: 400 if a field is invalid.
+        ApiError: 400 if the body asks for what the emulator cannot do.
     """
-    if not isinstance(body.get("assistant_id"), str):
-        raise _invalid("assistant_id", "expected a string.", "invalid_type")
     if body.get("stream"):
         raise _invalid("stream", "the emulator does not stream runs.")
-    tokens = {}
-    for key in ("max_prompt_tokens", "max_completion_tokens"):
-        tokens[key] = _number(body, key, None, 256, math.inf)
     instructions = "\n".join(
         text
         for text in (body.get("instructions"), body.get("additional_instructions"))
         if text
     )
+    truncation = body.get("truncation_strategy") or {"type": "auto"}
     return {
         "assistant_id": body["assistant_id"],
         "model": body.get("model") or "gpt-4o",
         # RunObject types `instructions` as a string; the API reference's
         # examples show null, but a string is what the schema promises.
         "instructions": instructions,
-        "tools": _check_tools(body.get("tools")),
-        "metadata": check_metadata(body.get("metadata")),
-        "temperature": _number(body, "temperature", 1.0, 0, 2),
-        "top_p": _number(body, "top_p", 1.0, 0, 1),
-        **tokens,
-        "truncation_strategy": body.get("truncation_strategy")
-        or {"type": "auto", "last_messages": None},
+        "tools": body.get("tools") or [],
+        "metadata": dict(body.get("metadata") or {}),
+        "temperature": _or(body.get("temperature"), 1.0),
+        "top_p": _or(body.get("top_p"), 1.0),
+        "max_prompt_tokens": body.get("max_prompt_tokens"),
+        "max_completion_tokens": body.get("max_completion_tokens"),
+        # The API answers the strategy in full: `last_messages` is null for
+        # `auto`.
+        "truncation_strategy": {
+            "type": truncation["type"],
+            "last_messages": truncation.get("last_messages"),
+        },
         "tool_choice": body.get("tool_choice") or "auto",
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": _or(body.get("parallel_tool_calls"), True),
         "response_format": body.get("response_format") or "auto",
     }
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _page_params(request: web.Request) -> dict[str, Any]:
@@ -363,7 +340,7 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 
 async def _create_thread(request: web.Request) -> web.Response:
-    body = await _body(request, _CREATE_THREAD)
+    body = await _body(request, "CreateThreadRequest")
     state = request.config_dict[STATE]
     return web.json_response(state.create_thread(body.get("metadata")))
 
@@ -371,17 +348,15 @@ async def _create_thread(request: web.Request) -> web.Response:
 async def _create_run(request: web.Request) -> web.Response:
     _wants_content(request)
     state = request.config_dict[STATE]
-    body = await _body(request, _CREATE_RUN, ("assistant_id",))
+    body = await _body(request, "CreateRunRequest")
     run = state.create_run(request.match_info["thread_id"], run_fields(body))
     return _run_response(state, run.to_json())
 
 
 async def _create_thread_and_run(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    body = await _body(request, _CREATE_THREAD_AND_RUN, ("assistant_id",))
+    body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
-    if not isinstance(thread, dict) or not thread.keys() <= _CREATE_THREAD:
-        raise _invalid("thread", "expected a thread object.")
     fields = run_fields(body)
     thread_id = state.create_thread(thread.get("metadata"))["id"]
     return _run_response(state, state.create_run(thread_id, fields).to_json())
@@ -401,7 +376,7 @@ async def _get_run(request: web.Request) -> web.Response:
 
 async def _modify_run(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    body = await _body(request, frozenset({"metadata"}))
+    body = await _body(request, "ModifyRunRequest")
     info = request.match_info
     payload = state.modify(info["thread_id"], info["run_id"], body.get("metadata"))
     return _run_response(state, payload)
@@ -415,17 +390,10 @@ async def _cancel_run(request: web.Request) -> web.Response:
 
 async def _submit(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    body = await _body(
-        request, frozenset({"tool_outputs", "stream"}), ("tool_outputs",)
-    )
-    outputs = body["tool_outputs"]
+    body = await _body(request, "SubmitToolOutputsRunRequest")
     if body.get("stream"):
         raise _invalid("stream", "the emulator does not stream runs.")
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("tool_call_id"), str) for o in outputs
-    ):
-        raise _invalid("tool_outputs", "expected an array of tool outputs.")
-    given = {o["tool_call_id"]: str(o.get("output", "")) for o in outputs}
+    given = {o["tool_call_id"]: o["output"] for o in body["tool_outputs"]}
     info = request.match_info
     return _run_response(state, state.submit(info["thread_id"], info["run_id"], given))
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ._app import Access, build_app, run_fields
 from ._clock import Clock, SystemClock
+from ._schema import check_body
 from ._script import Fault, RunScript
 from ._state import JSON, EmulatorState, RequestCounts
 
@@ -188,9 +189,12 @@ class Emulator:
         Raises:
             ApiError: If the thread does not exist or a field is invalid.
         """
-        fields = run_fields(
-            {"assistant_id": assistant_id, "tools": list(tools), "metadata": metadata}
-        )
+        body = {
+            "assistant_id": assistant_id,
+            "tools": list(tools),
+            "metadata": metadata,
+        }
+        fields = run_fields(check_body("CreateRunRequest", body))
         thread_id = thread_id or self.create_thread()
         return self._state.create_run(thread_id, fields, script).to_json()
 

@@ -40,8 +40,8 @@ _ASKS_FOR_OUTPUTS = RunScript.requires_action()
 
 
 def new_id(prefix: str) -> str:
-    """Return a fresh id in the API's style, such as `run_…`."""
-    return f"{prefix}_{secrets.token_hex(12)}"
+    """Return a fresh id in the API's style, such as `run_…` (`file-…` for files)."""
+    return f"{prefix}{'-' if prefix == 'file' else '_'}{secrets.token_hex(12)}"
 
 
 class ApiError(Exception):
