@@ -144,7 +144,7 @@ class AccessTokenLike(Protocol):
 
 
 class TokenCredential(Protocol):
-    """Anything with an async `get_token(*scopes)`: the azure-identity `aio` credentials.
+    """Anything with an async `get_token(*scopes)`, as azure-identity's credentials.
 
     `azure.identity.aio.DefaultAzureCredential`, `ManagedIdentityCredential`,
     `AzureCliCredential` and every other `AsyncTokenCredential` fit as they are.
@@ -185,7 +185,8 @@ class CredentialAuth:
     ```
 
     Attributes:
-        credential: Supplies the tokens (a [TokenCredential][openai_runs.auth.TokenCredential]).
+        credential: Supplies the tokens, a
+            [TokenCredential][openai_runs.auth.TokenCredential].
         scopes: The scopes to ask for.
         refresh_margin: Seconds before expiry at which a token is replaced.
     """
@@ -219,7 +220,9 @@ class CredentialAuth:
             access = await self.credential.get_token(*self.scopes)
         except Exception as exc:
             if time.time() < self._expires_on:
-                logger.debug("token refresh failed, the cached one is still valid: %r", exc)
+                logger.debug(
+                    "token refresh failed, the cached one is still valid: %r", exc
+                )
                 return
             raise
         token, expires_on = access.token, float(access.expires_on)

@@ -454,7 +454,10 @@ class UnknownOpenApiAuth:
 
 
 OpenApiAuth = (
-    OpenApiAnonymousAuth | OpenApiConnectionAuth | OpenApiManagedAuth | UnknownOpenApiAuth
+    OpenApiAnonymousAuth
+    | OpenApiConnectionAuth
+    | OpenApiManagedAuth
+    | UnknownOpenApiAuth
 )
 
 

@@ -146,7 +146,9 @@ def _defs() -> dict[str, Any]:
             defs[name] = INTENDED[name]
         elif name in polymorphic:
             defs[name] = {
-                "anyOf": [{"$ref": f"#/$defs/{sub}"} for sub in polymorphic[name].values()]
+                "anyOf": [
+                    {"$ref": f"#/$defs/{sub}"} for sub in polymorphic[name].values()
+                ]
             }
         else:
             defs[name] = _convert(schema)
@@ -162,7 +164,9 @@ def _defs() -> dict[str, Any]:
             defs[sub] = {
                 "type": "object",
                 "properties": properties,
-                "required": sorted({*root.get("required", ()), *own.get("required", ())}),
+                "required": sorted(
+                    {*root.get("required", ()), *own.get("required", ())}
+                ),
             }
     # "The parameters the functions accepts, described as a JSON Schema object."
     defs["FunctionDefinition"]["properties"]["parameters"] = {"type": "object"}

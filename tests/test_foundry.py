@@ -106,7 +106,10 @@ STEP = {
     "thread_id": "thread_1",
     "run_id": "run_1",
     "status": "completed",
-    "step_details": {"type": "message_creation", "message_creation": {"message_id": "m"}},
+    "step_details": {
+        "type": "message_creation",
+        "message_creation": {"message_id": "m"},
+    },
     "last_error": None,
     "created_at": 1,
     "expired_at": None,
@@ -148,7 +151,9 @@ class Server:
         if self.error is not None:
             return web.json_response(self.error[1], status=self.error[0])
         if request.path.endswith("/steps"):
-            return web.json_response({"data": [STEP], "last_id": "step_1", "has_more": False})
+            return web.json_response(
+                {"data": [STEP], "last_id": "step_1", "has_more": False}
+            )
         if "/steps/" in request.path:
             return web.json_response(STEP)
         if request.method == "GET" and request.path.endswith("/runs"):
@@ -189,7 +194,9 @@ def test_every_call_goes_under_the_project_with_api_version_and_token() -> None:
             await client.runs.steps.list("thread_1", "run_1")
             await client.runs.steps.retrieve("thread_1", "run_1", "step_1")
             await client.runs.submit_tool_outputs(
-                "thread_1", "run_1", tool_outputs=[ToolOutput(tool_call_id="c", output="o")]
+                "thread_1",
+                "run_1",
+                tool_outputs=[ToolOutput(tool_call_id="c", output="o")],
             )
         assert [(s.method, s.path.removeprefix(PROJECT)) for s in server.seen] == [
             ("POST", "/threads/thread_1/runs"),
@@ -351,7 +358,12 @@ def test_token_never_shown() -> None:
         async with foundry(credential, max_retries=0) as (server, client):
             server.error = (
                 401,
-                {"error": {"message": "bad token Bearer eyJ-token-1-SECRET", "code": None}},
+                {
+                    "error": {
+                        "message": "bad token Bearer eyJ-token-1-SECRET",
+                        "code": None,
+                    }
+                },
             )
             with pytest.raises(exc.AuthenticationError) as caught:
                 await client.runs.retrieve("thread_1", "run_1")
@@ -445,7 +457,9 @@ def test_same_id_under_both_names_is_accepted() -> None:
 
     async def main() -> None:
         async with foundry() as (server, client):
-            await client.runs.create("thread_1", assistant_id="asst_1", agent_id="asst_1")
+            await client.runs.create(
+                "thread_1", assistant_id="asst_1", agent_id="asst_1"
+            )
         assert server.seen[0].body == {"assistant_id": "asst_1"}
 
     asyncio.run(main())
@@ -458,7 +472,9 @@ def test_foundry_tool_choice_and_response_format_modes() -> None:
     async def main() -> None:
         async with foundry() as (server, client):
             with pytest.raises(exc.InvalidRequestError, match="required"):
-                await client.runs.create("thread_1", agent_id="a", tool_choice="required")
+                await client.runs.create(
+                    "thread_1", agent_id="a", tool_choice="required"
+                )
             await client.runs.create(
                 "thread_1", agent_id="a", tool_choice="none", response_format="none"
             )
@@ -481,12 +497,16 @@ def test_foundry_tools_are_sent() -> None:
                     BingGroundingTool(
                         bing_grounding=BingGroundingSearch(
                             search_configurations=[
-                                BingGroundingConfiguration(connection_id="conn", count=5)
+                                BingGroundingConfiguration(
+                                    connection_id="conn", count=5
+                                )
                             ]
                         )
                     ),
                     ConnectedAgentTool(
-                        connected_agent=ConnectedAgent(id="asst_2", name="n", description="d")
+                        connected_agent=ConnectedAgent(
+                            id="asst_2", name="n", description="d"
+                        )
                     ),
                 ],
             )

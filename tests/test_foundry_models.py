@@ -111,7 +111,9 @@ class Bodies:
     def _value(self, schema: dict[str, Any], depth: int) -> Any:
         rnd = self.rnd
         if "$ref" in schema:
-            return self._value(self.defs[schema["$ref"].removeprefix("#/$defs/")], depth)
+            return self._value(
+                self.defs[schema["$ref"].removeprefix("#/$defs/")], depth
+            )
         if "anyOf" in schema:
             return self._value(rnd.choice(schema["anyOf"]), depth)
         if "const" in schema:
@@ -123,7 +125,10 @@ class Bodies:
             return self._object(schema, depth)
         if kind == "array":
             most = min(schema.get("maxItems", 3), 3 if depth < 7 else 0)
-            return [self._value(schema["items"], depth + 1) for _ in range(rnd.randint(0, most))]
+            return [
+                self._value(schema["items"], depth + 1)
+                for _ in range(rnd.randint(0, most))
+            ]
         if kind == "string":
             return rnd.choice(["", "x", "call_1", "ünïcode", "a b/c?d"])
         if kind == "integer":
@@ -298,7 +303,10 @@ RUN: dict[str, Any] = {
             "openapi": {
                 "name": "weather",
                 "spec": {"openapi": "3.0.0"},
-                "auth": {"type": "managed_identity", "security_scheme": {"audience": "a"}},
+                "auth": {
+                    "type": "managed_identity",
+                    "security_scheme": {"audience": "a"},
+                },
             },
         },
         {
@@ -307,11 +315,17 @@ RUN: dict[str, Any] = {
                 "function": {"name": "f", "parameters": {}},
                 "input_binding": {
                     "type": "storage_queue",
-                    "storage_queue": {"queue_service_endpoint": "u", "queue_name": "in"},
+                    "storage_queue": {
+                        "queue_service_endpoint": "u",
+                        "queue_name": "in",
+                    },
                 },
                 "output_binding": {
                     "type": "storage_queue",
-                    "storage_queue": {"queue_service_endpoint": "u", "queue_name": "out"},
+                    "storage_queue": {
+                        "queue_service_endpoint": "u",
+                        "queue_name": "out",
+                    },
                 },
             },
         },
@@ -374,7 +388,11 @@ def test_foundry_status_enum_has_no_incomplete() -> None:
     assert "incomplete" not in enum
     assert {RunStatus(value) for value in enum} <= set(RunStatus)
     run = converter.structure(
-        {**RUN, "status": "incomplete", "incomplete_details": {"reason": "max_prompt_tokens"}},
+        {
+            **RUN,
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_prompt_tokens"},
+        },
         Run,
     )
     assert run.status is RunStatus.INCOMPLETE
@@ -394,7 +412,9 @@ def test_foundry_status_enum_has_no_incomplete() -> None:
 def test_foundry_tool_choice_modes(wire: Any, expected: Any) -> None:
     """Foundry's tool_choice (a mode, or a named tool of one of its types)
     parses as a string or a ``NamedToolChoice``."""
-    assert converter.structure({**RUN, "tool_choice": wire}, Run).tool_choice == expected
+    assert (
+        converter.structure({**RUN, "tool_choice": wire}, Run).tool_choice == expected
+    )
 
 
 def test_foundry_step_tool_calls_are_typed() -> None:
@@ -411,10 +431,18 @@ def test_foundry_step_tool_calls_are_typed() -> None:
         "step_details": {
             "type": "tool_calls",
             "tool_calls": [
-                {"id": "c1", "type": "bing_grounding", "bing_grounding": {"requesturl": "u"}},
+                {
+                    "id": "c1",
+                    "type": "bing_grounding",
+                    "bing_grounding": {"requesturl": "u"},
+                },
                 {"id": "c2", "type": "azure_ai_search", "azure_ai_search": {}},
                 {"id": "c3", "type": "openapi", "openapi": {"k": "v"}},
-                {"id": "c4", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                {
+                    "id": "c4",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                },
             ],
         },
         "last_error": None,
@@ -448,7 +476,10 @@ def test_openapi_connection_auth() -> None:
             "openapi": {
                 "name": "n",
                 "spec": None,
-                "auth": {"type": "connection", "security_scheme": {"connection_id": "c"}},
+                "auth": {
+                    "type": "connection",
+                    "security_scheme": {"connection_id": "c"},
+                },
             },
         },
         OpenApiTool,
