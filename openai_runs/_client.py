@@ -7,7 +7,6 @@ import os
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    Callable,
     Iterable,
     Mapping,
     Sequence,
@@ -19,15 +18,9 @@ from typing import Any, Final, Self, TypeVar
 import aiohttp
 import cattrs
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - without the optional [fast] extra
-    _HAVE_ORJSON = False
-else:
-    _HAVE_ORJSON = True
-
 from ._converter import converter, request_converter
-from ._http import Response, Transport
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
+from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
@@ -132,6 +125,9 @@ class RunsClient:
         retry_policy: Backoff and hint limits for retries.
         session: A caller-owned `aiohttp.ClientSession`; the client
             uses it and never closes it.
+        max_response_bytes: The longest response body read, counted after
+            decompression (default 16 MiB); a longer one is a
+            [ResponseTooLargeError][openai_runs.exceptions.ResponseTooLargeError].
 
     Raises:
         InvalidRequestError: No key and no *auth* were given; or *base_url*
@@ -154,6 +150,7 @@ class RunsClient:
         auth: Auth | None = None,
         retry_policy: RetryPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if auth is None:
             api_key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -164,6 +161,7 @@ class RunsClient:
                 )
             auth = BearerAuth(api_key)
         check_count("max_retries", max_retries)
+        check_count("max_response_bytes", max_response_bytes)
         check_range("timeout", timeout, 0)
         if timeout <= 0:
             raise InvalidRequestError("timeout", "must be more than 0 seconds")
@@ -194,6 +192,7 @@ class RunsClient:
             query=list((default_query or {}).items()),
             timeout=timeout,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
         # The tool_choice and response_format strings the server takes.
@@ -485,7 +484,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return converter.structure(_loads(raw), cls)
+        return converter.structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -497,36 +496,6 @@ def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) ->
         problem = f"the body is not a valid {_name(cls)}: {detail}"
     excerpt = raw[:EXCERPT_LIMIT].decode("utf-8", "replace")
     raise APIDecodeError(problem, status_code=status, headers=headers, excerpt=excerpt)
-
-
-# Each digit as "0", each byte a JSON number may follow as " ", the rest as "a":
-# an integer of 19 digits or more then shows as " " and nineteen "0"s.
-_DIGIT_RUNS = bytes(
-    48 if 48 <= i <= 57 else 32 if i in b":[,- \t\r\n" else 97 for i in range(256)
-)
-_LONG_INTEGER = b" " + b"0" * 19
-
-
-def _orjson_loads(raw: bytes) -> Any:
-    """Decode with orjson where it agrees with `json.loads`, else with it.
-
-    orjson reads an integer beyond 64 bits as a float, where json.loads keeps
-    it an int: a body with an integer of 19 digits or more goes to json.loads.
-    orjson refuses what it does not take (`NaN`, lone surrogate escapes, a
-    UTF-16 body), and json.loads decides those too, so what parses, and how
-    it fails, does not depend on the extra.
-    """
-    if _LONG_INTEGER in b" " + raw.translate(_DIGIT_RUNS):
-        return json.loads(raw)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
-# orjson, when installed (`pip install openai-runs[fast]`), decodes a run in
-# a third of json.loads' time.
-_loads: Callable[[bytes], Any] = _orjson_loads if _HAVE_ORJSON else json.loads
 
 
 def _name(cls: Any) -> str:

@@ -17,6 +17,7 @@ OpenAIRunsError
 │   │   │   └── InsufficientQuotaError      429 insufficient_quota
 │   │   └── InternalServerError             5xx
 │   └── APIDecodeError                      a body that is not what the API sends
+│       └── ResponseTooLargeError           ... longer than max_response_bytes
 ├── WatchTimeoutError                       a watch outlived its deadline
 └── ToolCallError                           a tool handler failed during a watch
 ```
@@ -27,9 +28,10 @@ attribute or repr here ever holds the API key.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._json import loads
 
 if TYPE_CHECKING:
     from .models import Run, ToolCall
@@ -50,6 +52,7 @@ __all__ = [
     "OpenAIRunsError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
@@ -190,6 +193,23 @@ class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
 
 
+class ResponseTooLargeError(APIDecodeError):
+    """The body was longer than the client's ``max_response_bytes``.
+
+    Reading stopped at the limit (counted after any gzip or brotli is
+    undone), so a hostile or broken server cannot fill the memory.
+
+    Attributes:
+        limit: The limit, in bytes.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, headers: Mapping[str, str], limit: int
+    ) -> None:
+        super().__init__(message, status_code=status_code, headers=headers)
+        self.limit = limit
+
+
 class WatchTimeoutError(OpenAIRunsError):
     """A watch reached its deadline before the run ended.
 
@@ -247,10 +267,9 @@ def error_from_response(
         An [APIStatusError][openai_runs.exceptions.APIStatusError] subclass chosen by
         *status*, carrying the API error's `type`, `code`, `param` and `message`.
     """
-    text = body.decode("utf-8", "replace")
-    excerpt = text[:EXCERPT_LIMIT]
+    excerpt = body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
     try:
-        data: Any = json.loads(text)
+        data: Any = loads(body)
     except ValueError:
         data = None
     error = data.get("error") if isinstance(data, dict) else None

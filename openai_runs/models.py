@@ -168,10 +168,17 @@ def as_datetime(timestamp: int | None) -> _dt.datetime | None:
 
     Returns:
         The moment in UTC, or *None* when *timestamp* is *None*.
+
+    Raises:
+        ValueError: The moment is outside the years 1 to 9999, which a
+            datetime cannot hold (the API's schema sets no bound).
     """
     if timestamp is None:
         return None
-    return _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC)
+    try:
+        return _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"the timestamp is out of range: {exc}") from None
 
 
 class RunStatus(StrEnum):
