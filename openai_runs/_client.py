@@ -27,6 +27,8 @@ from ._retry import RetryPolicy, retrying
 from ._streaming import RunStream
 from ._tools import ToolHandler
 from ._validation import (
+    FOUNDRY_RESPONSE_FORMATS,
+    FOUNDRY_TOOL_CHOICES,
     MIN_TOKEN_LIMIT,
     RESPONSE_FORMATS,
     TOOL_CHOICES,
@@ -42,7 +44,14 @@ from ._validation import (
     list_params,
 )
 from ._watcher import OnStatus, PollPolicy, RunWatcher
-from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
+from .auth import (
+    ApiKeyAuth,
+    Auth,
+    BearerAuth,
+    CredentialAuth,
+    TokenAuth,
+    TokenCredential,
+)
 from .exceptions import (
     EXCERPT_LIMIT,
     APIDecodeError,
@@ -70,6 +79,8 @@ T = TypeVar("T")
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
+FOUNDRY_API_VERSION: Final = "v1"
+FOUNDRY_ENDPOINT_ENV: Final = "AZURE_AI_PROJECT_ENDPOINT"
 
 try:
     _VERSION = version("openai-runs")
@@ -80,7 +91,7 @@ _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
     "its hosted Assistants API on 2026-08-26, so point base_url (or "
     "OPENAI_BASE_URL) at a server that still serves it, such as Azure AI "
-    "Foundry (RunsClient.azure) or the emulator (openai-runs serve)"
+    "Foundry Agent Service (RunsClient.foundry) or the emulator (openai-runs serve)"
 )
 
 
@@ -185,6 +196,11 @@ class RunsClient:
             max_response_bytes=max_response_bytes,
         )
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
+        # The tool_choice and response_format strings the server takes.
+        self._choices: tuple[tuple[str, ...], tuple[str, ...]] = (
+            TOOL_CHOICES,
+            RESPONSE_FORMATS,
+        )
         self._answered = False
         self.runs = Runs(self)
 
@@ -198,7 +214,13 @@ class RunsClient:
         token_provider: TokenAuth | None = None,
         **options: Any,
     ) -> Self:
-        """Build a client for an Azure OpenAI or Azure AI Foundry resource.
+        """Build a client for an Azure OpenAI resource (legacy: the service is retired).
+
+        Azure OpenAI's Assistants API was retired with OpenAI's on
+        2026-08-26; the threads and runs protocol lives on in Azure AI Foundry
+        Agent Service, which [foundry][openai_runs.RunsClient.foundry]
+        targets. This preset stays for gateways and private deployments that
+        still serve the old `/openai` path.
 
         The base URL is *endpoint* plus `/openai`, every request carries
         `api-version`, and the key goes in the `api-key` header; or pass
@@ -248,6 +270,86 @@ class RunsClient:
             default_query=query,
             **options,
         )
+
+    @classmethod
+    def foundry(
+        cls,
+        endpoint: str | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        api_key: str | None = None,
+        api_version: str = FOUNDRY_API_VERSION,
+        **options: Any,
+    ) -> Self:
+        """Build a client for an Azure AI Foundry Agent Service project.
+
+        Paths hang directly under the project endpoint
+        (`{endpoint}/threads/{thread_id}/runs`), every request carries
+        `api-version`, and requests authenticate with a Microsoft Entra ID
+        token for the scope `https://ai.azure.com/.default`, taken from
+        *credential* and refreshed before it expires (see
+        [CredentialAuth][openai_runs.auth.CredentialAuth]). Any
+        `azure.identity.aio` credential fits (`pip install azure-identity`):
+
+        ```python
+        from azure.identity.aio import DefaultAzureCredential
+
+        async with DefaultAzureCredential() as credential:
+            async with RunsClient.foundry(credential=credential) as client:
+                run = await client.runs.create(thread_id, agent_id=agent_id)
+        ```
+
+        Args:
+            endpoint: The project endpoint,
+                `https://NAME.services.ai.azure.com/api/projects/PROJECT`;
+                `AZURE_AI_PROJECT_ENDPOINT` if *None*.
+            credential: Supplies Entra ID tokens; the caller closes it.
+            api_key: A fixed token sent as `Authorization: Bearer`, instead
+                of a *credential* (for the emulator, or a gateway in front of
+                Foundry).
+            api_version: The `api-version` query parameter.
+            **options: Any other [RunsClient][openai_runs.RunsClient] argument
+                (`auth=` replaces *credential* and *api_key*).
+
+        Returns:
+            The configured client.
+
+        Raises:
+            InvalidRequestError: No endpoint, or not a project endpoint; no
+                credential, key or `auth=`; an empty *api_version*.
+        """
+        endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
+        if not endpoint:
+            raise InvalidRequestError(
+                "endpoint", f"pass endpoint= or set {FOUNDRY_ENDPOINT_ENV}"
+            )
+        endpoint = check_base_url(endpoint)
+        if ".services.ai.azure.com" in endpoint and "/api/projects/" not in endpoint:
+            raise InvalidRequestError(
+                "endpoint",
+                "is a resource, not a project: use the project endpoint, "
+                "https://NAME.services.ai.azure.com/api/projects/PROJECT",
+            )
+        if not api_version:
+            raise InvalidRequestError("api_version", "must be a non-empty string")
+        auth: Auth | None = options.pop("auth", None)
+        if auth is None and credential is not None:
+            auth = CredentialAuth(credential)
+        elif auth is None and api_key:
+            auth = BearerAuth(api_key)
+        elif auth is None:
+            raise InvalidRequestError(
+                "credential",
+                "pass credential= (for example azure.identity.aio."
+                "DefaultAzureCredential(), from pip install azure-identity), "
+                "api_key= or auth=",
+            )
+        query = {"api-version": api_version, **options.pop("default_query", {})}
+        client = cls(base_url=endpoint, auth=auth, default_query=query, **options)
+        # Foundry neither declares nor needs OpenAI's beta header.
+        client._transport.headers.pop("OpenAI-Beta", None)
+        client._choices = (FOUNDRY_TOOL_CHOICES, FOUNDRY_RESPONSE_FORMATS)
+        return client
 
     @property
     def base_url(self) -> str:
@@ -643,7 +745,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         model: str | None = None,
         reasoning_effort: str | None = None,
         instructions: str | None = None,
@@ -678,6 +781,8 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             model: As for [create][openai_runs.Runs.create].
             reasoning_effort: As for [create][openai_runs.Runs.create].
             instructions: As for [create][openai_runs.Runs.create].
@@ -717,6 +822,7 @@ class Runs:
         run = await self.create(
             thread_id,
             assistant_id=assistant_id,
+            agent_id=agent_id,
             model=model,
             reasoning_effort=reasoning_effort,
             instructions=instructions,
@@ -807,7 +913,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         model: str | None = None,
         reasoning_effort: str | None = None,
         instructions: str | None = None,
@@ -835,6 +942,8 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             model: Overrides the assistant's model.
             reasoning_effort: `low`, `medium`, `high`, ... for
                 reasoning models.
@@ -849,9 +958,11 @@ class Runs:
             max_completion_tokens: At least 256.
             truncation_strategy: How the thread is cut before the run.
             tool_choice: `none`, `auto`, `required` or a
-                [NamedToolChoice][openai_runs.models.NamedToolChoice].
+                [NamedToolChoice][openai_runs.models.NamedToolChoice]
+                (Azure AI Foundry has no `required`).
             parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: `auto` or a response format model.
+            response_format: `auto` (or Azure AI Foundry's `none`) or a
+                response format model.
             include: Extra step fields, as for `steps.list`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's. A
@@ -865,7 +976,8 @@ class Runs:
         """
         path = ("threads", check_id("thread_id", thread_id), "runs")
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             model=model,
             reasoning_effort=reasoning_effort,
             instructions=instructions,
@@ -897,7 +1009,8 @@ class Runs:
     async def create_thread_and_run(
         self,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         thread: ThreadRequest | None = None,
         model: str | None = None,
         instructions: str | None = None,
@@ -919,6 +1032,8 @@ class Runs:
 
         Args:
             assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             thread: The thread's messages, tool resources and metadata; an
                 empty thread if *None*.
             model: Overrides the assistant's model.
@@ -947,7 +1062,8 @@ class Runs:
             check_metadata(thread.metadata)
             _messages(thread.messages)
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
             instructions=instructions,
@@ -977,7 +1093,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         model: str | None = None,
         reasoning_effort: str | None = None,
         instructions: str | None = None,
@@ -1016,6 +1133,8 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             model: As for [create][openai_runs.Runs.create].
             reasoning_effort: As for [create][openai_runs.Runs.create].
             instructions: As for [create][openai_runs.Runs.create].
@@ -1053,7 +1172,8 @@ class Runs:
         """
         path = ("threads", check_id("thread_id", thread_id), "runs")
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             model=model,
             reasoning_effort=reasoning_effort,
             instructions=instructions,
@@ -1086,7 +1206,8 @@ class Runs:
     def create_thread_and_run_stream(
         self,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         thread: ThreadRequest | None = None,
         model: str | None = None,
         instructions: str | None = None,
@@ -1116,6 +1237,7 @@ class Runs:
 
         Args:
             assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*.
             thread: The thread's messages, tool resources and metadata.
             model: As for `create_thread_and_run`.
             instructions: As for `create_thread_and_run`.
@@ -1147,7 +1269,8 @@ class Runs:
             check_metadata(thread.metadata)
             _messages(thread.messages)
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
             instructions=instructions,
@@ -1328,6 +1451,20 @@ def _tool_outputs_body(tool_outputs: Sequence[ToolOutput]) -> dict[str, Any]:
     return {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
 
 
+def _assistant(assistant_id: str | None, agent_id: str | None) -> str:
+    """The wire's `assistant_id`, given as *assistant_id* or Foundry's *agent_id*."""
+    if assistant_id is not None and agent_id is not None:
+        if assistant_id != agent_id:
+            raise InvalidRequestError(
+                "agent_id", "is another name for assistant_id: give one of the two"
+            )
+    elif assistant_id is None and agent_id is None:
+        raise InvalidRequestError("assistant_id", "give assistant_id= or agent_id=")
+    if assistant_id is None:
+        return check_id("agent_id", agent_id)
+    return check_id("assistant_id", assistant_id)
+
+
 def _messages(
     messages: Sequence[MessageRequest] | None,
 ) -> Sequence[MessageRequest] | None:
@@ -1345,8 +1482,14 @@ def _messages(
     return messages
 
 
-def _run_body(**fields: Any) -> dict[str, Any]:
-    """Check the fields shared by the create calls; drop the unset ones."""
+def _run_body(
+    choices: tuple[tuple[str, ...], tuple[str, ...]], **fields: Any
+) -> dict[str, Any]:
+    """Check the fields shared by the create calls; drop the unset ones.
+
+    *choices* are the `tool_choice` and `response_format` strings the server
+    takes (Azure AI Foundry's differ from OpenAI's).
+    """
     check_tools(fields.get("tools"))
     check_metadata(fields.get("metadata"))
     check_range("temperature", fields.get("temperature"), 0, 2)
@@ -1357,8 +1500,8 @@ def _run_body(**fields: Any) -> dict[str, Any]:
     )
     if (truncation := fields.get("truncation_strategy")) is not None:
         check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
-    check_choice("tool_choice", fields.get("tool_choice"), TOOL_CHOICES)
-    check_choice("response_format", fields.get("response_format"), RESPONSE_FORMATS)
+    check_choice("tool_choice", fields.get("tool_choice"), choices[0])
+    check_choice("response_format", fields.get("response_format"), choices[1])
     set_fields = {k: v for k, v in fields.items() if v is not None}
     return {
         key: value
