@@ -18,6 +18,7 @@ from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
+from ._streaming import RunStream
 from ._tools import ToolHandler, tool_registry
 from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
@@ -33,6 +34,7 @@ __all__ = [
     "RunStatus",
     "RunStep",
     "RunSteps",
+    "RunStream",
     "RunWatcher",
     "Runs",
     "RunsClient",

@@ -211,6 +211,16 @@ def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
     )
 
 
+# Before the tool union: an OpenAPI tool's hook is built with it.
+_tagged(
+    m.OpenApiAuth,
+    m.UnknownOpenApiAuth,
+    {
+        m.OpenApiAnonymousAuth: "anonymous",
+        m.OpenApiConnectionAuth: "connection",
+        m.OpenApiManagedAuth: "managed_identity",
+    },
+)
 _tagged(
     m.Tool,
     m.UnknownTool,
@@ -218,6 +228,11 @@ _tagged(
         m.CodeInterpreterTool: "code_interpreter",
         m.FileSearchTool: "file_search",
         m.FunctionTool: "function",
+        m.AzureAISearchTool: "azure_ai_search",
+        m.AzureFunctionTool: "azure_function",
+        m.BingGroundingTool: "bing_grounding",
+        m.ConnectedAgentTool: "connected_agent",
+        m.OpenApiTool: "openapi",
     },
 )
 _tagged(m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
@@ -247,6 +262,9 @@ _tagged(
         m.CodeInterpreterCall: "code_interpreter",
         m.FileSearchCall: "file_search",
         m.FunctionCall: "function",
+        m.AzureAISearchCall: "azure_ai_search",
+        m.BingGroundingCall: "bing_grounding",
+        m.OpenApiCall: "openapi",
     },
 )
 _tagged(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -149,17 +150,26 @@ class Transport:
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
         if self.query or params:
             url += "?" + urlencode([*self.query, *params])
-        headers = {**self.headers, **await self.auth.headers()}
+        budget = timeout or self.timeout
+        started = time.monotonic()
+        try:
+            # A credential's token fetch is part of the request: its timeout
+            # bounds the fetch too, and the answer gets what the fetch left.
+            async with asyncio.timeout(budget):
+                headers = {**self.headers, **await self.auth.headers()}
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no token within the timeout") from exc
         if body is not None:
             headers["Content-Type"] = "application/json"
-        started = time.monotonic()
+        left = budget - (time.monotonic() - started)
         try:
             async with self._session().request(
                 method,
                 URL(url, encoded=True),
                 headers=headers,
                 data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                timeout=aiohttp.ClientTimeout(total=max(left, 0.001)),
                 allow_redirects=False,
                 # A caller's session may default to True: a 404 would then
                 # raise ClientResponseError here instead of being mapped.
@@ -184,6 +194,53 @@ class Transport:
                 resp.headers.get("x-request-id"),
             )
         return resp.status, resp.headers, raw
+
+    async def stream(
+        self,
+        method: str,
+        path: Sequence[str],
+        *,
+        body: Any,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request and hand over the answer before its body is read.
+
+        For server-sent events: *timeout* bounds the connect, the wait for
+        the headers, and each wait between two reads of the body (a stream
+        that goes quiet for longer breaks as a timeout), not the whole body.
+        The caller closes the response.
+
+        Raises:
+            APITimeoutError: No headers in time.
+            APIConnectionError: The connection failed before the headers.
+        """
+        url = self.base_url + "/" + "/".join([_segment(p) for p in path])
+        if self.query:
+            url += "?" + urlencode(self.query)
+        headers = {
+            **self.headers,
+            **await self.auth.headers(),
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        seconds = timeout or self.timeout
+        try:
+            return await self._session().request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=seconds, sock_read=seconds
+                ),
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            where = _where(method, path)
+            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     async def _read(
         self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]

@@ -321,7 +321,7 @@ class Run:
             planned += [
                 _tool_step(tool["type"])
                 for tool in self.fields["tools"]
-                if tool["type"] != "function"
+                if tool["type"] in _STEP_TOOLS
             ]
         if after != "requires_action":
             planned.append(
@@ -480,9 +480,21 @@ def _usage(prompt: int, completion: int) -> JSON:
     }
 
 
+# The tools the server runs itself, each with a step of its own; Azure AI
+# Foundry's `connected_agent` and `azure_function` have no step tool call in
+# its v1 spec, and function calls go to the client.
+_STEP_TOOLS = frozenset(
+    {"code_interpreter", "file_search", "azure_ai_search", "bing_grounding", "openapi"}
+)
+
+
 def _tool_step(kind: str) -> JSON:
     call: JSON
-    if kind == "code_interpreter":
+    if kind in ("azure_ai_search", "bing_grounding", "openapi"):
+        # Azure AI Foundry's: a string map "reserved for future use".
+        details = {"bing_grounding": {"requesturl": "https://api.bing.microsoft.com/"}}
+        call = {"id": new_id("call"), "type": kind, kind: details.get(kind, {})}
+    elif kind == "code_interpreter":
         call = {
             "id": new_id("call"),
             "type": "code_interpreter",
