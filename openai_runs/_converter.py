@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from types import NoneType, UnionType
@@ -33,11 +34,33 @@ structure into the `Unknown…` variants.
 """
 
 
+# A timestamp must fit a float: the watch computes `expires_at - time.time()`,
+# which raises OverflowError for an int beyond ~1.8e308 (an expires_at of
+# 10**400). The spec sets no bound, so anything a float holds still parses.
+_FLOAT_MAX = int(sys.float_info.max)
+
+
+def _timestamp(value: Any, _: Any) -> Any:
+    if value is None:
+        return None
+    if value.__class__ is not int:
+        raise TypeError(f"expected int, got {type(value).__name__}")
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        raise ValueError("expected a Unix time, got a number beyond any float")
+    return value
+
+
 def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
     """Structure *cl*, collecting keys it has no field for into `extra`."""
+    attrs.resolve_types(get_origin(cl) or cl)
     known = frozenset(a.name for a in attrs.fields(cl)) - {"extra"}
+    stamps: dict[str, Any] = {
+        a.name: override(struct_hook=_timestamp)
+        for a in attrs.fields(cl)
+        if a.name.endswith("_at") and a.type in (int, int | None)
+    }
     base: Callable[[Any, Any], Any] = make_dict_structure_fn(
-        cl, converter, extra=override(omit=True)
+        cl, converter, extra=override(omit=True), **stamps
     )
 
     def structure(data: Any, _: Any) -> Any:
@@ -188,6 +211,16 @@ def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
     )
 
 
+# Before the tool union: an OpenAPI tool's hook is built with it.
+_tagged(
+    m.OpenApiAuth,
+    m.UnknownOpenApiAuth,
+    {
+        m.OpenApiAnonymousAuth: "anonymous",
+        m.OpenApiConnectionAuth: "connection",
+        m.OpenApiManagedAuth: "managed_identity",
+    },
+)
 _tagged(
     m.Tool,
     m.UnknownTool,
@@ -195,6 +228,11 @@ _tagged(
         m.CodeInterpreterTool: "code_interpreter",
         m.FileSearchTool: "file_search",
         m.FunctionTool: "function",
+        m.AzureAISearchTool: "azure_ai_search",
+        m.AzureFunctionTool: "azure_function",
+        m.BingGroundingTool: "bing_grounding",
+        m.ConnectedAgentTool: "connected_agent",
+        m.OpenApiTool: "openapi",
     },
 )
 _tagged(m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
@@ -224,6 +262,9 @@ _tagged(
         m.CodeInterpreterCall: "code_interpreter",
         m.FileSearchCall: "file_search",
         m.FunctionCall: "function",
+        m.AzureAISearchCall: "azure_ai_search",
+        m.BingGroundingCall: "bing_grounding",
+        m.OpenApiCall: "openapi",
     },
 )
 _tagged(

@@ -18,6 +18,8 @@ OpenAIRunsError
 │   │   │   └── InsufficientQuotaError      429 insufficient_quota
 │   │   └── InternalServerError             5xx
 │   └── APIDecodeError                      a body that is not what the API sends
+│       ├── ResponseTooLargeError           ... longer than max_response_bytes
+│       └── StreamDecodeError               an event stream that is not what it sends
 ├── WatchTimeoutError                       a watch outlived its deadline
 └── ToolCallError                           a tool handler failed during a watch
 ```
@@ -28,10 +30,11 @@ attribute or repr here ever holds the API key.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._json import loads
 
 if TYPE_CHECKING:
     from .models import Run, ToolCall
@@ -52,6 +55,8 @@ __all__ = [
     "OpenAIRunsError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
+    "StreamDecodeError",
     "ThreadLockedError",
     "ToolCallError",
     "UnprocessableEntityError",
@@ -222,6 +227,31 @@ class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
 
 
+class StreamDecodeError(APIDecodeError):
+    """An event stream that is not what the API sends.
+
+    It broke the server-sent events format or a size limit (a line or an
+    event too long), or an event's data was not the JSON of its model.
+    """
+
+
+class ResponseTooLargeError(APIDecodeError):
+    """The body was longer than the client's ``max_response_bytes``.
+
+    Reading stopped at the limit (counted after any gzip or brotli is
+    undone), so a hostile or broken server cannot fill the memory.
+
+    Attributes:
+        limit: The limit, in bytes.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, headers: Mapping[str, str], limit: int
+    ) -> None:
+        super().__init__(message, status_code=status_code, headers=headers)
+        self.limit = limit
+
+
 class WatchTimeoutError(OpenAIRunsError):
     """A watch reached its deadline before the run ended.
 
@@ -279,10 +309,9 @@ def error_from_response(
         An [APIStatusError][openai_runs.exceptions.APIStatusError] subclass chosen by
         *status*, carrying the API error's `type`, `code`, `param` and `message`.
     """
-    text = body.decode("utf-8", "replace")
-    excerpt = text[:EXCERPT_LIMIT]
+    excerpt = body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
     try:
-        data: Any = json.loads(text)
+        data: Any = loads(body)
     except ValueError:
         data = None
     error = data.get("error") if isinstance(data, dict) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -19,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
 from ._conversation import CONVERSATIONS, Conversations, routes
+from ._foundry import mount_foundry
 from ._schema import check_body
 from ._script import Fault, RunScript, converter
 from ._state import (
@@ -48,6 +50,9 @@ class Access:
 
 
 ACCESS = web.AppKey("access", Access)
+BodyCheck = Callable[[str, object], JSON]
+BODY_CHECK: web.AppKey[BodyCheck] = web.AppKey("body_check")
+"""How request bodies are checked: `check_body`, or a dialect's own."""
 
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
@@ -65,13 +70,18 @@ _FAULT_ERRORS = {
 }
 
 
-def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Application:
+def build_app(
+    state: EmulatorState, *, prefix: str, access: Access, dialect: str = "openai"
+) -> web.Application:
     """Return the emulator's application.
 
     Args:
         state: The emulator's state.
         prefix: Where the API is mounted, such as `/v1`.
         access: The key and header requirements of the API.
+        dialect: `openai`, or `foundry` for Azure AI Foundry's shape at
+            `/api/projects/{project}` (see `_foundry`; *prefix* and *access*
+            are then unused).
     """
     api = web.Application(middlewares=[_api_middleware])
     api.add_routes(
@@ -104,7 +114,10 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.put("/_emulator/scripts/{name}", _put_script),
         ]
     )
-    app.add_subapp(prefix, api)
+    if dialect == "foundry":
+        mount_foundry(app, api)
+    else:
+        app.add_subapp(prefix, api)
     app.on_response_prepare.append(_add_request_id)
     return app
 
@@ -244,7 +257,8 @@ async def _json(request: web.Request) -> Any:
 
 async def _body(request: web.Request, schema: str) -> JSON:
     """Read a request body and check it against the contract's *schema*."""
-    return check_body(schema, await _json(request))
+    check = request.config_dict.get(BODY_CHECK, check_body)
+    return check(schema, await _json(request))
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:

@@ -31,8 +31,11 @@ DEFAULT_REPLY = "Hello! I am the emulator's assistant, and this is my reply."
 
 
 @attrs.frozen
-class FunctionCall:
-    """A function call the run asks the caller to perform.
+class ScriptedCall:
+    """A function call that a scripted run asks the caller to perform.
+
+    The emulator turns it into the tool call the API sends
+    ([ToolCall][openai_runs.models.ToolCall] on the client's side).
 
     Attributes:
         name: The function's name.
@@ -50,7 +53,7 @@ def _check_seconds(
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _calls(calls: Iterable[FunctionCall]) -> tuple[FunctionCall, ...]:
+def _calls(calls: Iterable[ScriptedCall]) -> tuple[ScriptedCall, ...]:
     return tuple(calls)
 
 
@@ -71,7 +74,7 @@ class Phase:
 
     status: RunStatus
     seconds: float | None = attrs.field(default=None, validator=_check_seconds)
-    tool_calls: tuple[FunctionCall, ...] = attrs.field(default=(), converter=_calls)
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=_calls)
 
 
 def _phases(phases: Iterable[Phase]) -> tuple[Phase, ...]:
@@ -169,7 +172,7 @@ class RunScript:
     @classmethod
     def requires_action(
         cls,
-        *tool_calls: FunctionCall,
+        *tool_calls: ScriptedCall,
         after: float = 0.5,
         then: float = 0.5,
         reply: str = DEFAULT_REPLY,

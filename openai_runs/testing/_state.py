@@ -21,7 +21,7 @@ from typing import Any, Literal
 import attrs
 
 from ._clock import Clock
-from ._script import TERMINAL, Fault, FunctionCall, Phase, RunScript
+from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
 
 JSON = dict[str, Any]
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -326,7 +326,7 @@ class Run:
             planned += [
                 _tool_step(tool["type"])
                 for tool in self.fields["tools"]
-                if tool["type"] != "function"
+                if tool["type"] in _STEP_TOOLS
             ]
         if after != "requires_action":
             planned.append(
@@ -353,11 +353,11 @@ class Run:
 
     def _ask_for_outputs(self, phase: Phase, now: float) -> None:
         calls = phase.tool_calls or tuple(
-            FunctionCall(tool["function"]["name"])
+            ScriptedCall(tool["function"]["name"])
             for tool in self.fields["tools"]
             if tool["type"] == "function"
         )
-        calls = calls or (FunctionCall("lookup"),)
+        calls = calls or (ScriptedCall("lookup"),)
         ids = [new_id("call") for _ in calls]
         self.required_action = {
             "type": "submit_tool_outputs",
@@ -485,9 +485,21 @@ def _usage(prompt: int, completion: int) -> JSON:
     }
 
 
+# The tools the server runs itself, each with a step of its own; Azure AI
+# Foundry's `connected_agent` and `azure_function` have no step tool call in
+# its v1 spec, and function calls go to the client.
+_STEP_TOOLS = frozenset(
+    {"code_interpreter", "file_search", "azure_ai_search", "bing_grounding", "openapi"}
+)
+
+
 def _tool_step(kind: str) -> JSON:
     call: JSON
-    if kind == "code_interpreter":
+    if kind in ("azure_ai_search", "bing_grounding", "openapi"):
+        # Azure AI Foundry's: a string map "reserved for future use".
+        details = {"bing_grounding": {"requesturl": "https://api.bing.microsoft.com/"}}
+        call = {"id": new_id("call"), "type": kind, kind: details.get(kind, {})}
+    elif kind == "code_interpreter":
         call = {
             "id": new_id("call"),
             "type": "code_interpreter",
