@@ -11,13 +11,13 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import aiohttp
 import cattrs
 
+from . import __version__
 from ._converter import converter, request_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
@@ -81,11 +81,6 @@ DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
 FOUNDRY_API_VERSION: Final = "v1"
 FOUNDRY_ENDPOINT_ENV: Final = "AZURE_AI_PROJECT_ENDPOINT"
-
-try:
-    _VERSION = version("openai-runs")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    _VERSION = "0+unknown"
 
 _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
@@ -174,7 +169,7 @@ class RunsClient:
         headers = {
             "Accept": "application/json",
             "OpenAI-Beta": "assistants=v2",
-            "User-Agent": f"openai-runs/{_VERSION}",
+            "User-Agent": f"openai-runs/{__version__}",
         }
         if organization:
             headers["OpenAI-Organization"] = organization
