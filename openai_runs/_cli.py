@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Final, TextIO
 
 from . import RunsClient, RunWatcher, converter, tool_registry
-from .exceptions import OpenAIRunsError, WatchTimeoutError
+from ._client import FOUNDRY_ENDPOINT_ENV
+from .auth import TokenCredential
+from .exceptions import InvalidRequestError, OpenAIRunsError, WatchTimeoutError
 from .models import (
     CodeInterpreterCall,
     FileSearchCall,
@@ -50,6 +54,11 @@ out, 8 requires_action (the run waits for tool outputs).
 
 The key comes from --api-key or OPENAI_API_KEY, the server from --base-url or
 OPENAI_BASE_URL. `openai-runs demo` needs neither.
+
+Azure AI Foundry: --foundry-endpoint (or AZURE_AI_PROJECT_ENDPOINT, when no
+--base-url or OPENAI_BASE_URL is set) names the project endpoint; requests
+then authenticate with azure-identity's DefaultAzureCredential (pip install
+azure-identity), or with --api-key as a bearer token.
 """
 
 
@@ -73,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", help="the API root (default: OPENAI_BASE_URL)")
     common.add_argument("--api-key", help="the key (default: OPENAI_API_KEY)")
+    common.add_argument(
+        "--foundry-endpoint",
+        help="an Azure AI Foundry project endpoint, "
+        "https://NAME.services.ai.azure.com/api/projects/PROJECT "
+        "(default: AZURE_AI_PROJECT_ENDPOINT)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -119,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="default 8080")
     p.add_argument("--key", default="sk-emulator", help="the key clients must send")
+    p.add_argument(
+        "--dialect",
+        choices=["openai", "foundry"],
+        default="openai",
+        help="serve OpenAI's shape at /v1 (default), or Azure AI Foundry's at "
+        "/api/projects/PROJECT (any bearer token; --key unused)",
+    )
+    p.add_argument(
+        "--project", default="emulator", help="the Foundry project name in the URL"
+    )
     p = command("demo", _demo, "Run and watch a batch of runs, on the emulator.")
     p.add_argument(
         "--assistant-id",
@@ -148,8 +173,44 @@ def _pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _client(args: argparse.Namespace) -> RunsClient:
-    return RunsClient(api_key=args.api_key, base_url=args.base_url)
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[RunsClient]:
+    """The client the global options describe: OpenAI's, or a Foundry project's."""
+    endpoint = args.foundry_endpoint
+    if endpoint is None and not (args.base_url or os.environ.get("OPENAI_BASE_URL")):
+        endpoint = os.environ.get(FOUNDRY_ENDPOINT_ENV)
+    if not endpoint:
+        async with RunsClient(api_key=args.api_key, base_url=args.base_url) as client:
+            yield client
+        return
+    if args.api_key:
+        async with RunsClient.foundry(endpoint, api_key=args.api_key) as client:
+            yield client
+        return
+    async with (
+        _azure_credential() as credential,
+        RunsClient.foundry(endpoint, credential=credential) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _azure_credential() -> AsyncIterator[TokenCredential]:
+    """azure-identity's DefaultAzureCredential, closed after use."""
+    try:
+        # By name: azure-identity is optional, and has no stubs for mypy.
+        identity = importlib.import_module("azure.identity.aio")
+    except ImportError:
+        raise InvalidRequestError(
+            "foundry-endpoint",
+            "needs an Azure credential: pip install azure-identity "
+            "(or pass --api-key with a token)",
+        ) from None
+    credential = identity.DefaultAzureCredential()
+    try:
+        yield credential
+    finally:
+        await credential.close()
 
 
 async def _call(
@@ -266,17 +327,27 @@ async def _watch(args: argparse.Namespace) -> int:
 
 def exit_code(run: Run) -> int:
     """The exit code that says how *run* ended."""
+    if run.status == RunStatus.COMPLETED and run.incomplete_details is not None:
+        # Azure AI Foundry has no `incomplete` status: a run cut short by a
+        # token limit may end `completed`, with `incomplete_details` set.
+        return EXIT_CODES[RunStatus.INCOMPLETE]
     return EXIT_CODES.get(run.status, EXIT_ERROR)
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    emulator = Emulator(api_key=args.key, dialect=args.dialect, project=args.project)
+    access = (
+        "any bearer token, api-version=v1"
+        if args.dialect == "foundry"
+        else f"key {args.key!r}"
+    )
     print(
-        f"Serving the Runs API emulator on http://{args.host}:{args.port}/v1 "
-        f"(key {args.key!r}); Ctrl-C stops it.",
+        f"Serving the Runs API emulator on http://{args.host}:{args.port}"
+        f"{emulator.prefix} ({access}); Ctrl-C stops it.",
         file=sys.stderr,
     )
     try:
-        await run_server(Emulator(api_key=args.key), host=args.host, port=args.port)
+        await run_server(emulator, host=args.host, port=args.port)
     except OSError as error:  # the port is taken, or the host is not ours
         print(f"openai-runs: error: cannot serve: {error}", file=sys.stderr)
         return EXIT_ERROR
