@@ -30,8 +30,7 @@ from .models import (
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import Emulator, RunScript, run_server
-from .testing import FunctionCall as ScriptCall
+from .testing import Emulator, RunScript, ScriptedCall
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -130,10 +129,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cancel the run at the deadline and report how it ended",
     )
-    p = command("serve", _serve, "Serve the Runs API emulator.")
+    # serve talks to no server, so it takes none of the client options.
+    doc = "Serve the Runs API emulator until Ctrl-C."
+    p = sub.add_parser("serve", help=doc, description=doc)
+    p.set_defaults(command=_serve)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    p.add_argument("--port", type=int, default=8080, help="default 8080")
-    p.add_argument("--key", default="sk-emulator", help="the key clients must send")
+    p.add_argument("--port", type=int, default=8080, help="default 8080; 0 picks one")
+    p.add_argument(
+        "--key",
+        help="the key clients must send (default: any key, as local emulators take)",
+    )
     p.add_argument(
         "--dialect",
         choices=["openai", "foundry"],
@@ -336,21 +341,23 @@ def exit_code(run: Run) -> int:
 
 async def _serve(args: argparse.Namespace) -> int:
     emulator = Emulator(api_key=args.key, dialect=args.dialect, project=args.project)
-    access = (
-        "any bearer token, api-version=v1"
-        if args.dialect == "foundry"
-        else f"key {args.key!r}"
-    )
-    print(
-        f"Serving the Runs API emulator on http://{args.host}:{args.port}"
-        f"{emulator.prefix} ({access}); Ctrl-C stops it.",
-        file=sys.stderr,
-    )
     try:
-        await run_server(emulator, host=args.host, port=args.port)
+        await emulator.start(args.host, args.port)
     except OSError as error:  # the port is taken, or the host is not ours
         print(f"openai-runs: error: cannot serve: {error}", file=sys.stderr)
         return EXIT_ERROR
+    key = "any key" if args.key is None else f"key {args.key!r}"
+    if args.dialect == "foundry":
+        key = "any bearer token, api-version=v1"
+    print(
+        f"Serving the Runs API emulator on {emulator.url} ({key}); Ctrl-C stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await emulator.close()
     return EXIT_OK
 
 
@@ -489,7 +496,7 @@ def _demo_scripts() -> dict[str, Any]:
         ),
         "incomplete": RunScript.incomplete(after=1.2),
         "tool": RunScript.requires_action(
-            ScriptCall("get_weather", '{"city": "Lisbon"}'), after=0.8, then=1.0
+            ScriptedCall("get_weather", '{"city": "Lisbon"}'), after=0.8, then=1.0
         ),
         "endless": RunScript.endless(),
     }

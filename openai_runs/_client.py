@@ -11,19 +11,20 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import aiohttp
 import cattrs
 
+from . import __version__
 from ._converter import converter, request_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
+from ._streaming import RunStream
 from ._tools import ToolHandler
 from ._validation import (
     FOUNDRY_RESPONSE_FORMATS,
@@ -80,11 +81,6 @@ DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
 FOUNDRY_API_VERSION: Final = "v1"
 FOUNDRY_ENDPOINT_ENV: Final = "AZURE_AI_PROJECT_ENDPOINT"
-
-try:
-    _VERSION = version("openai-runs")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    _VERSION = "0+unknown"
 
 _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
@@ -173,7 +169,7 @@ class RunsClient:
         headers = {
             "Accept": "application/json",
             "OpenAI-Beta": "assistants=v2",
-            "User-Agent": f"openai-runs/{_VERSION}",
+            "User-Agent": f"openai-runs/{__version__}",
         }
         if organization:
             headers["OpenAI-Organization"] = organization
@@ -936,7 +932,7 @@ class Runs:
         """Start a run of an assistant on a thread.
 
         Arguments left *None* are not sent, so the assistant's own settings
-        apply. Streaming (`stream=true`) is not supported by this package.
+        apply. To stream the run's events, use [stream][openai_runs.Runs.stream].
 
         Args:
             thread_id: The thread to run.
@@ -1088,6 +1084,265 @@ class Runs:
         )
         return response.parsed
 
+    def stream(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        instructions: str | None = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[MessageRequest] | None = None,
+        tools: Sequence[Tool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Start a run and stream its events (``stream: true``).
+
+        ```python
+        async with client.runs.stream(thread_id, assistant_id=asst) as stream:
+            async for event in stream:
+                ...
+        ```
+
+        The request is sent when the ``async with`` block starts, and is not
+        retried (a retried create could start a second run). See
+        [RunStream][openai_runs.RunStream] for what the stream yields, its
+        snapshots, and what happens when the connection drops.
+
+        Args:
+            thread_id: The thread to run.
+            assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
+            model: As for [create][openai_runs.Runs.create].
+            reasoning_effort: As for [create][openai_runs.Runs.create].
+            instructions: As for [create][openai_runs.Runs.create].
+            additional_instructions: As for [create][openai_runs.Runs.create].
+            additional_messages: As for [create][openai_runs.Runs.create].
+            tools: As for [create][openai_runs.Runs.create].
+            metadata: As for [create][openai_runs.Runs.create].
+            temperature: As for [create][openai_runs.Runs.create].
+            top_p: As for [create][openai_runs.Runs.create].
+            max_prompt_tokens: As for [create][openai_runs.Runs.create].
+            max_completion_tokens: As for [create][openai_runs.Runs.create].
+            truncation_strategy: As for [create][openai_runs.Runs.create].
+            tool_choice: As for [create][openai_runs.Runs.create].
+            parallel_tool_calls: As for [create][openai_runs.Runs.create].
+            response_format: As for [create][openai_runs.Runs.create].
+            tool_handler: Answers the run's tool calls at ``requires_action``;
+                the outputs are submitted with ``stream: true`` and their
+                events go on in the same stream, until the run ends.
+            timeout: Seconds for the whole stream, tool handler included
+                (the policy's *deadline*, 900, if *None*); then
+                [WatchTimeoutError][openai_runs.exceptions.WatchTimeoutError].
+            cancel_on_timeout: At the deadline, cancel the run before raising.
+            cancel_on_caller_cancel: When the task reading the stream is
+                cancelled, cancel the run on the server too.
+            cancel_on_tool_error: When the handler raises, cancel the run
+                before raising [ToolCallError][openai_runs.exceptions.ToolCallError].
+            policy: The request timeout, cancel grace and poll cadence (the
+                cadence is used only after a dropped connection).
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = ("threads", check_id("thread_id", thread_id), "runs")
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            model=model,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            additional_instructions=additional_instructions,
+            additional_messages=_messages(additional_messages),
+            tools=tools,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            path,
+            body,
+            thread_id=thread_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def create_thread_and_run_stream(
+        self,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        thread: ThreadRequest | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Tool] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Create a thread, start a run on it, and stream the events.
+
+        The stream opens with ``thread.created``. Otherwise as
+        [stream][openai_runs.Runs.stream]; the other arguments are those of
+        [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
+
+        Args:
+            assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*.
+            thread: The thread's messages, tool resources and metadata.
+            model: As for `create_thread_and_run`.
+            instructions: As for `create_thread_and_run`.
+            tools: As for `create_thread_and_run`.
+            tool_resources: As for `create_thread_and_run`.
+            metadata: As for `create_thread_and_run`.
+            temperature: As for `create_thread_and_run`.
+            top_p: As for `create_thread_and_run`.
+            max_prompt_tokens: As for `create_thread_and_run`.
+            max_completion_tokens: As for `create_thread_and_run`.
+            truncation_strategy: As for `create_thread_and_run`.
+            tool_choice: As for `create_thread_and_run`.
+            parallel_tool_calls: As for `create_thread_and_run`.
+            response_format: As for `create_thread_and_run`.
+            tool_handler: As for [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        if thread is not None:
+            check_metadata(thread.metadata)
+            _messages(thread.messages)
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            thread=thread,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            ("threads", "runs"),
+            body,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def submit_tool_outputs_stream(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        tool_outputs: Sequence[ToolOutput],
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Submit tool outputs and stream the rest of the run.
+
+        Otherwise as [stream][openai_runs.Runs.stream].
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run waiting on tool outputs.
+            tool_outputs: One output per tool call of the run.
+            tool_handler: Serves any later tool calls, as for
+                [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
+        return RunStream(
+            self._client,
+            path,
+            _tool_outputs_body(tool_outputs),
+            thread_id=thread_id,
+            run_id=run_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
     def list(
         self,
         thread_id: str,
@@ -1165,21 +1420,30 @@ class Runs:
             BadRequestError: The run was not waiting on tool outputs.
         """
         path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
-        for output in tool_outputs:
-            if not isinstance(output, ToolOutput):
-                raise InvalidRequestError(
-                    "tool_outputs", f"{output!r} is not a ToolOutput"
-                )
-            check_id("tool_outputs.tool_call_id", output.tool_call_id)
-            if not isinstance(output.output, str):
-                raise InvalidRequestError(
-                    "tool_outputs.output", "must be a string (JSON-encode it)"
-                )
-        body = {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+        body = _tool_outputs_body(tool_outputs)
         response = await self._client.request(
             "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
         )
         return response.parsed
+
+
+def _stream_timeout(timeout: float | None) -> float | None:
+    if timeout is not None:
+        check_range("timeout", timeout, 0)
+    return timeout
+
+
+def _tool_outputs_body(tool_outputs: Sequence[ToolOutput]) -> dict[str, Any]:
+    """Check the tool outputs and build the submit body."""
+    for output in tool_outputs:
+        if not isinstance(output, ToolOutput):
+            raise InvalidRequestError("tool_outputs", f"{output!r} is not a ToolOutput")
+        check_id("tool_outputs.tool_call_id", output.tool_call_id)
+        if not isinstance(output.output, str):
+            raise InvalidRequestError(
+                "tool_outputs.output", "must be a string (JSON-encode it)"
+            )
+    return {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
 
 
 def _assistant(assistant_id: str | None, agent_id: str | None) -> str:

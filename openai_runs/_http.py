@@ -195,6 +195,53 @@ class Transport:
             )
         return resp.status, resp.headers, raw
 
+    async def stream(
+        self,
+        method: str,
+        path: Sequence[str],
+        *,
+        body: Any,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request and hand over the answer before its body is read.
+
+        For server-sent events: *timeout* bounds the connect, the wait for
+        the headers, and each wait between two reads of the body (a stream
+        that goes quiet for longer breaks as a timeout), not the whole body.
+        The caller closes the response.
+
+        Raises:
+            APITimeoutError: No headers in time.
+            APIConnectionError: The connection failed before the headers.
+        """
+        url = self.base_url + "/" + "/".join([_segment(p) for p in path])
+        if self.query:
+            url += "?" + urlencode(self.query)
+        headers = {
+            **self.headers,
+            **await self.auth.headers(),
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        seconds = timeout or self.timeout
+        try:
+            return await self._session().request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=seconds, sock_read=seconds
+                ),
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            where = _where(method, path)
+            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
     async def _read(
         self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]
     ) -> bytes:

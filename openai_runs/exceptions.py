@@ -17,7 +17,8 @@ OpenAIRunsError
 │   │   │   └── InsufficientQuotaError      429 insufficient_quota
 │   │   └── InternalServerError             5xx
 │   └── APIDecodeError                      a body that is not what the API sends
-│       └── ResponseTooLargeError           ... longer than max_response_bytes
+│       ├── ResponseTooLargeError           ... longer than max_response_bytes
+│       └── StreamDecodeError               an event stream that is not what it sends
 ├── WatchTimeoutError                       a watch outlived its deadline
 └── ToolCallError                           a tool handler failed during a watch
 ```
@@ -53,6 +54,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "StreamDecodeError",
     "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
@@ -191,6 +193,14 @@ class InternalServerError(APIStatusError):
 
 class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
+
+
+class StreamDecodeError(APIDecodeError):
+    """An event stream that is not what the API sends.
+
+    It broke the server-sent events format or a size limit (a line or an
+    event too long), or an event's data was not the JSON of its model.
+    """
 
 
 class ResponseTooLargeError(APIDecodeError):

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openai_runs._cli import main
-from openai_runs.testing import Emulator, FunctionCall, RunScript
+from openai_runs.testing import Emulator, RunScript, ScriptedCall
 
 KEY = "sk-cli-test"
+# The installed console script: what a user types.
+OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 
 
 @pytest.fixture(name="emu", scope="module")
@@ -124,7 +132,7 @@ def test_step_shows_one_step(emu: Emulator, capsys: pytest.CaptureFixture[str]) 
         (RunScript.failed(after=0.05), 3, "failed"),
         (RunScript.incomplete(after=0.05), 6, "incomplete"),
         (
-            RunScript.requires_action(FunctionCall("f"), after=0.05),
+            RunScript.requires_action(ScriptedCall("f"), after=0.05),
             8,
             "requires_action",
         ),
@@ -280,3 +288,88 @@ def test_entry_point_serves_and_answers() -> None:
     assert result.returncode == 1
     assert "No thread found" in result.stderr or "not found" in result.stderr.lower()
     assert f"http://127.0.0.1:{port}/v1" in server_err
+
+
+def entry_point(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `openai-runs` command."""
+    return subprocess.run(
+        [OPENAI_RUNS, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """Run `openai-runs serve --port 0 ARGS`; yield its URL once it listens."""
+    server = subprocess.Popen(
+        [OPENAI_RUNS, "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        announced = server.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", announced)
+        assert url is not None, announced
+        yield url.group(0)
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, rest = server.communicate(timeout=10)
+    assert "Traceback" not in rest
+
+
+def new_thread(url: str, key: str | None) -> int:
+    """POST /threads with *key*; return the HTTP status."""
+    headers = {"OpenAI-Beta": "assistants=v2", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(f"{url}/threads", b"{}", headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_serve_accepts_any_key_by_default() -> None:
+    """serve without --key answers a client whatever key it sends, as moto does."""
+    with serving() as url:
+        assert new_thread(url, "sk-whatever-the-environment-has") == 200
+        assert new_thread(url, "another") == 200
+
+
+def test_serve_key_requires_that_key() -> None:
+    """serve --key KEY answers 401 to any other key, and 200 to KEY."""
+    with serving("--key", "sk-right") as url:
+        assert new_thread(url, "sk-wrong") == 401
+        assert new_thread(url, None) == 401
+        assert new_thread(url, "sk-right") == 200
+
+
+def test_serve_help_lists_only_options_that_work() -> None:
+    """serve --help offers --host, --port and --key, and no client options it would ignore."""
+    result = entry_point("serve", "--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--key"):
+        assert option in result.stdout
+    for ignored in ("--base-url", "--api-key", "--json"):
+        assert ignored not in result.stdout
+    assert entry_point("serve", "--json").returncode == 2
+
+
+def test_serve_on_a_busy_port_fails_before_announcing() -> None:
+    """serve on a taken port exits 1 with one error line and never says it is serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = entry_point("serve", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert "Serving" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot serve" in result.stderr

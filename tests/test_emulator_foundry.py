@@ -25,7 +25,7 @@ from openai_runs.models import (
     FunctionTool,
     ToolCallsDetails,
 )
-from openai_runs.testing import Emulator, FunctionCall, ManualClock, RunScript
+from openai_runs.testing import Emulator, ManualClock, RunScript, ScriptedCall
 
 RUN = validator(response_schema("Runs_GetRun"))
 STEP = validator(response_schema("RunSteps_GetRunStep"))
@@ -59,7 +59,7 @@ def test_client_runs_a_tool_call_against_either_dialect(dialect: str) -> None:
     """The same client code (create with a tool handler, list runs, list and
     retrieve steps, cancel) works against the emulator in both dialects."""
     script = RunScript.requires_action(
-        FunctionCall("get_weather"), after=0.05, then=0.05
+        ScriptedCall("get_weather"), after=0.05, then=0.05
     )
 
     async def main() -> None:
@@ -172,7 +172,7 @@ def test_responses_validate_against_foundry_spec() -> None:
     """Runs (queued, requiring action, completed), steps and both list pages
     validate against Foundry's schemas; pages have no `object` or `first_id`."""
     clock = ManualClock()
-    script = RunScript.requires_action(FunctionCall("get_weather"), after=1, then=1)
+    script = RunScript.requires_action(ScriptedCall("get_weather"), after=1, then=1)
 
     async def main() -> None:
         async with foundry(clock=clock, default_script=script) as api:

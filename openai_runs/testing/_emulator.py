@@ -25,9 +25,12 @@ class Emulator:
     Runs follow a `RunScript` against the emulator's clock, evaluated
     lazily whenever they are read: there is no background task per run.
 
-    Use it in-process with `async with Emulator() as emu:`, which binds a
-    free port; from synchronous code with `with emu.running_in_thread():`;
-    or pass `emu.app` to `aiohttp.test_utils.TestServer`.
+    Start it in one of three ways: in async code with `async with
+    Emulator() as emu:` (a free port) or `await emu.start(host, port)`; from
+    synchronous code with `with emu.running_in_thread():`; or as a process
+    of its own with [serve][openai_runs.testing.serve], which blocks, or
+    `openai-runs serve`. `emu.app` is the `aiohttp.web.Application`, for
+    `aiohttp.test_utils.TestServer`.
 
     Args:
         api_key: The key requests must send as `Authorization: Bearer KEY`
@@ -261,27 +264,27 @@ def _serve_forever(
     loop.run_until_complete(loop.shutdown_asyncgens())
 
 
-async def run_server(
-    emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 8080
-) -> None:
-    """Serve *emulator* (a default one if `None`) until cancelled.
-
-    Binds to loopback unless *host* says otherwise.
-    """
-    emulator = emulator or Emulator()
-    await emulator.start(host, port)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await emulator.close()
-
-
 def serve(
     emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 8080
 ) -> None:
-    """Serve *emulator* (a default one if `None`) until interrupted.
+    """Serve *emulator* (a default one if `None`) until interrupted; this blocks.
 
-    This is what `openai-runs serve` runs. It binds to loopback unless
-    *host* says otherwise.
+    For a script or a shell: Ctrl-C stops it. It binds to loopback unless
+    *host* says otherwise. In async code, `await emulator.start(host, port)`
+    instead (and `await emulator.close()` when done), or `async with
+    Emulator()` for a free port.
+
+    Raises:
+        OSError: The port is taken, or *host* is not an address of this machine.
     """
-    web.run_app((emulator or Emulator()).app, host=host, port=port)
+    emulator = emulator or Emulator()
+
+    async def forever() -> None:
+        await emulator.start(host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emulator.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(forever())

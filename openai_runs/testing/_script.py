@@ -29,8 +29,11 @@ TERMINAL: frozenset[str] = frozenset(
 
 
 @attrs.frozen
-class FunctionCall:
-    """A function call the run asks the caller to perform.
+class ScriptedCall:
+    """A function call that a scripted run asks the caller to perform.
+
+    The emulator turns it into the tool call the API sends
+    ([ToolCall][openai_runs.models.ToolCall] on the client's side).
 
     Attributes:
         name: The function's name.
@@ -48,7 +51,7 @@ def _check_seconds(
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _calls(calls: Iterable[FunctionCall]) -> tuple[FunctionCall, ...]:
+def _calls(calls: Iterable[ScriptedCall]) -> tuple[ScriptedCall, ...]:
     return tuple(calls)
 
 
@@ -69,7 +72,7 @@ class Phase:
 
     status: RunStatus
     seconds: float | None = attrs.field(default=None, validator=_check_seconds)
-    tool_calls: tuple[FunctionCall, ...] = attrs.field(default=(), converter=_calls)
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=_calls)
 
 
 def _phases(phases: Iterable[Phase]) -> tuple[Phase, ...]:
@@ -160,7 +163,7 @@ class RunScript:
 
     @classmethod
     def requires_action(
-        cls, *tool_calls: FunctionCall, after: float = 0.5, then: float = 0.5
+        cls, *tool_calls: ScriptedCall, after: float = 0.5, then: float = 0.5
     ) -> RunScript:
         """Ask for tool outputs after *after* s; complete *then* s after they come.
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import attrs
 
 from ._clock import Clock
-from ._script import TERMINAL, Fault, FunctionCall, Phase, RunScript
+from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
 
 JSON = dict[str, Any]
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -348,11 +348,11 @@ class Run:
 
     def _ask_for_outputs(self, phase: Phase, now: float) -> None:
         calls = phase.tool_calls or tuple(
-            FunctionCall(tool["function"]["name"])
+            ScriptedCall(tool["function"]["name"])
             for tool in self.fields["tools"]
             if tool["type"] == "function"
         )
-        calls = calls or (FunctionCall("lookup"),)
+        calls = calls or (ScriptedCall("lookup"),)
         ids = [new_id("call") for _ in calls]
         self.required_action = {
             "type": "submit_tool_outputs",
