@@ -16,7 +16,13 @@ from typing import Any, Final, TextIO
 from . import RunsClient, RunWatcher, converter, tool_registry
 from ._client import FOUNDRY_ENDPOINT_ENV
 from .auth import TokenCredential
-from .exceptions import InvalidRequestError, OpenAIRunsError, WatchTimeoutError
+from .exceptions import (
+    APIStatusError,
+    InvalidRequestError,
+    NotFoundError,
+    OpenAIRunsError,
+    WatchTimeoutError,
+)
 from .models import (
     CodeInterpreterCall,
     FileSearchCall,
@@ -101,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("get", _get, "Show a run.")
     _ids(p, "thread", "run")
+    p = command("create", _create, "Start a run of an assistant on a thread.")
+    _ids(p, "thread")
+    p.add_argument("--assistant", required=True, metavar="ID", help="the assistant")
+    p.add_argument("--instructions", help="replace the assistant's instructions")
+    p.add_argument(
+        "--metadata", nargs="+", metavar="KEY=VALUE", type=_pair, help="tag the run"
+    )
     p = command("update", _update, "Set a run's metadata.")
     _ids(p, "thread", "run")
     p.add_argument(
@@ -175,6 +188,8 @@ def _pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    if not key:
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty key")
     return key, value
 
 
@@ -222,18 +237,50 @@ async def _call(
     args: argparse.Namespace, action: Callable[[RunsClient], Coroutine[Any, Any, int]]
 ) -> int:
     """Run *action* with a client; print an error as one line, not a traceback."""
+    base_url = None
     try:
         async with _client(args) as client:
+            base_url = client.base_url
             return await action(client)
     except OpenAIRunsError as error:
-        return _fail(error)
+        return _fail(error, _hint(args, error, base_url))
 
 
-def _fail(error: OpenAIRunsError) -> int:
+def _fail(error: OpenAIRunsError, hint: str | None = None) -> int:
     print(f"openai-runs: error: {error}", file=sys.stderr)
+    if hint is not None:
+        print(f"openai-runs: hint: {hint}", file=sys.stderr)
     if isinstance(error, ValueError):
         return EXIT_USAGE
     return EXIT_ERROR
+
+
+def _hint(
+    args: argparse.Namespace, error: OpenAIRunsError, base_url: str | None
+) -> str | None:
+    """What the user most likely got wrong, for the errors people get lost in."""
+    if not isinstance(error, APIStatusError):
+        return None
+    thread_id = getattr(args, "thread_id", "")
+    run_id = getattr(args, "run_id", "")
+    order = "the thread id comes first, then the run id"
+    if thread_id.startswith("run_"):
+        return f"THREAD {thread_id!r} looks like a run id: {order}"
+    if run_id.startswith("thread_"):
+        return f"RUN {run_id!r} looks like a thread id: {order}"
+    if (
+        isinstance(error, NotFoundError)
+        and "Invalid URL" in str(error)
+        and base_url is not None
+        and not base_url.rstrip("/").endswith("/v1")
+        # A Foundry project endpoint has no /v1, rightly.
+        and "/api/projects/" not in base_url
+    ):
+        return (
+            f"the base URL {base_url} has no /v1; the API is usually under it "
+            f"(--base-url or OPENAI_BASE_URL {base_url.rstrip('/')}/v1)"
+        )
+    return None
 
 
 def _emit(args: argparse.Namespace, model: Any, human: str) -> None:
@@ -246,6 +293,20 @@ def _emit(args: argparse.Namespace, model: Any, human: str) -> None:
 async def _get(args: argparse.Namespace) -> int:
     async def action(client: RunsClient) -> int:
         run = await client.runs.retrieve(args.thread_id, args.run_id)
+        _emit(args, run, describe_run(run))
+        return EXIT_OK
+
+    return await _call(args, action)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    async def action(client: RunsClient) -> int:
+        run = await client.runs.create(
+            args.thread_id,
+            assistant_id=args.assistant,
+            instructions=args.instructions,
+            metadata=dict(args.metadata) if args.metadata else None,
+        )
         _emit(args, run, describe_run(run))
         return EXIT_OK
 
@@ -309,6 +370,16 @@ async def _watch(args: argparse.Namespace) -> int:
         print(f"{time.monotonic() - started:7.1f}s  {run.status}", file=sys.stderr)
 
     async def action(client: RunsClient) -> int:
+        if args.timeout == 0:
+            # "Has it ended?": a deadline of now still looks once.
+            run = await client.runs.retrieve(args.thread_id, args.run_id)
+            if run.is_terminal or run.status == RunStatus.REQUIRES_ACTION:
+                _emit(args, run, describe_run(run))
+                return exit_code(run)
+            if not args.cancel_on_timeout:
+                print(f"openai-runs: run {run.id} has not ended", file=sys.stderr)
+                _emit(args, run, describe_run(run))
+                return EXIT_TIMEOUT
         watcher = RunWatcher(
             client,
             args.thread_id,
@@ -473,16 +544,31 @@ async def _demo(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         try:
             async with _client(args) as client:
-                return await _demo_batch(client, args.assistant_id, scripted=False)
+                return await _demo_batch(
+                    client, args.assistant_id, scripted=False, as_json=args.json
+                )
         except OpenAIRunsError as error:
             return _fail(error)
+    for option, given in (
+        ("--api-key", args.api_key),
+        ("--assistant-id", args.assistant_id),
+    ):
+        if given:
+            print(
+                f"openai-runs: error: {option} needs --base-url "
+                "(without it the demo runs on the emulator)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     emulator = Emulator(scripts=_demo_scripts(), poll_after_ms=200)
     async with emulator:
         print(f"Emulator serving {emulator.url}", file=sys.stderr)
         async with RunsClient(
             base_url=emulator.url, api_key=emulator.api_key
         ) as client:
-            return await _demo_batch(client, "asst_demo", scripted=True)
+            return await _demo_batch(
+                client, "asst_demo", scripted=True, as_json=args.json
+            )
 
 
 def _demo_scripts() -> dict[str, Any]:
@@ -502,7 +588,9 @@ def _demo_scripts() -> dict[str, Any]:
     }
 
 
-async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) -> int:
+async def _demo_batch(
+    client: RunsClient, assistant_id: str, *, scripted: bool, as_json: bool
+) -> int:
     started = time.monotonic()
     out: TextIO = sys.stderr
     weather = FunctionTool(
@@ -531,6 +619,7 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
         print(f"  {elapsed:5.1f}s  {labels[run.id]:<{width}}  {run.status}", file=out)
 
     rows = [("RUN", "SCRIPT", "STATUS", "NOTE")]
+    ended: list[dict[str, Any]] = []
     watches = client.runs.watch_many(
         refs,
         timeout=DEMO_TIMEOUT if scripted else None,
@@ -549,6 +638,19 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
             if final is not None and final.last_error is not None:
                 note = note or final.last_error.message
             rows.append((result.run_id, str(result.key), status, note))
-    print(_table(rows))
+            ended.append(
+                {
+                    "thread_id": result.thread_id,
+                    "run_id": result.run_id,
+                    "script": result.key,
+                    "status": None if final is None else str(final.status),
+                    "note": note or None,
+                    "run": None if final is None else converter.unstructure(final),
+                }
+            )
+    if as_json:
+        print(json.dumps(ended, indent=2))
+    else:
+        print(_table(rows))
     print(f"{len(rows) - 1} runs in {time.monotonic() - started:.1f}s", file=out)
     return EXIT_OK
