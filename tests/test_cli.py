@@ -373,3 +373,145 @@ def test_serve_on_a_busy_port_fails_before_announcing() -> None:
     assert "Serving" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "cannot serve" in result.stderr
+
+
+def test_create_starts_a_bare_run_on_a_thread(emu: Emulator) -> None:
+    """create THREAD --assistant ID starts a run there and prints it; --json the API object."""
+    thread = emu.create_thread()
+    result = entry_point(
+        "create", thread, "--assistant", "asst_cli", "--metadata", "team=cli"
+    )
+    assert result.returncode == 0, result.stderr
+    run_id, status = result.stdout.splitlines()[0].split()
+    assert status == "queued"
+    assert emu.retrieve(run_id)["metadata"] == {"team": "cli"}
+    as_json = entry_point("create", thread, "--assistant", "asst_cli", "--json")
+    run = json.loads(as_json.stdout)
+    assert (run["object"], run["thread_id"], run["assistant_id"]) == (
+        "thread.run",
+        thread,
+        "asst_cli",
+    )
+
+
+def test_create_needs_an_assistant(emu: Emulator) -> None:
+    """create without --assistant is a usage error, and no run is started."""
+    thread = emu.create_thread()
+    result = entry_point("create", thread)
+    assert result.returncode == 2
+    assert "--assistant" in result.stderr
+
+
+def test_demo_json_prints_each_run_as_json() -> None:
+    """demo --json prints a JSON array, one object per run with its final status."""
+    result = entry_point("demo", "--json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert len(runs) == 8
+    by_script = {run["script"]: run for run in runs}
+    assert by_script["completes quickly"]["status"] == "completed"
+    assert (
+        by_script["fails: server error"]["run"]["last_error"]["code"] == "server_error"
+    )
+    assert (
+        by_script["never ends: cancelled on timeout"]["note"] == "timed out, cancelled"
+    )
+
+
+@pytest.mark.parametrize(
+    "option", [["--api-key", "sk-x"], ["--assistant-id", "asst_x"]]
+)
+def test_demo_refuses_server_options_without_a_server(option: list[str]) -> None:
+    """demo's --api-key and --assistant-id are for --base-url; alone they are a usage error."""
+    result = entry_point("demo", *option)
+    assert result.returncode == 2
+    assert "needs --base-url" in result.stderr
+
+
+def test_a_base_url_without_v1_gets_a_hint(emu: Emulator) -> None:
+    """A 404 'Invalid URL' from a base URL that lacks /v1 says to add it."""
+    thread, run = new_run(emu, RunScript.completed(after=0))
+    bare = emu.url.removesuffix("/v1")
+    result = entry_point("get", thread, run, env={"OPENAI_BASE_URL": bare})
+    assert result.returncode == 1
+    assert "Invalid URL" in result.stderr
+    assert f"hint: the base URL {bare} has no /v1" in result.stderr
+
+
+@pytest.mark.parametrize("swap", ["both", "run twice"])
+def test_swapped_ids_get_a_hint(emu: Emulator, swap: str) -> None:
+    """A run id given where the thread id goes is named as such in a hint."""
+    thread, run = new_run(emu, RunScript.completed(after=0))
+    ids = [run, thread] if swap == "both" else [run, run]
+    result = entry_point("get", *ids)
+    assert result.returncode == 1
+    assert f"hint: THREAD '{run}' looks like a run id" in result.stderr
+
+
+def test_a_right_call_gets_no_hint(emu: Emulator) -> None:
+    """A 404 for a run that does not exist, with the ids in order, has no hint."""
+    thread = emu.create_thread()
+    result = entry_point("get", thread, "run_missing")
+    assert result.returncode == 1
+    assert "hint" not in result.stderr
+
+
+def test_watch_timeout_zero_looks_once(emu: Emulator) -> None:
+    """watch --timeout 0 reports a finished run by its exit code, and a live one as timed out."""
+    done = new_run(emu, RunScript.failed(after=0))
+    result = entry_point("watch", *done, "--timeout", "0")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "failed"
+    live = new_run(emu, RunScript.endless())
+    result = entry_point("watch", *live, "--timeout", "0")
+    assert result.returncode == 7
+    assert "has not ended" in result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "in_progress"
+
+
+def test_update_refuses_an_empty_metadata_key(emu: Emulator) -> None:
+    """update --metadata =VALUE is a usage error; the run's metadata is untouched."""
+    thread, run = new_run(emu, RunScript.endless(), metadata={"keep": "me"})
+    result = entry_point("update", thread, run, "--metadata", "=value")
+    assert result.returncode == 2
+    assert "empty key" in result.stderr
+    assert emu.retrieve(run)["metadata"] == {"keep": "me"}
+
+
+def test_stream_prints_the_reply_as_it_comes(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream THREAD --assistant ID prints the assistant's text and exits 0."""
+    from openai_runs.testing._streaming import DEFAULT_REPLY  # noqa: PLC0415
+
+    thread = emu.create_thread()
+    code, out, err = cli(capsys, "stream", thread, "--assistant", "asst_cli")
+    assert code == 0
+    assert out == DEFAULT_REPLY + "\n"
+    assert "completed" in err
+
+
+def test_stream_json_prints_one_event_per_line(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --json prints each event as one JSON line, in order."""
+    thread = emu.create_thread()
+    code, out, _ = cli(capsys, "stream", thread, "--assistant", "asst_cli", "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "thread.run.created"
+    assert events[0]["data"]["thread_id"] == thread
+    assert events[-1]["event"] == "thread.run.completed"
+    assert any(e["event"] == "thread.message.delta" for e in events)
+
+
+def test_stream_timeout_exits_7(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --timeout shorter than the run (a second) exits with the timeout code."""
+    thread = emu.create_thread()
+    code, _, err = cli(
+        capsys, "stream", thread, "--assistant", "asst_cli", "--timeout", "0.3"
+    )
+    assert code == 7
+    assert "did not end within" in err
