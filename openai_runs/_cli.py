@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Final, TextIO
 
 from . import RunsClient, RunWatcher, converter, tool_registry
+from ._client import FOUNDRY_ENDPOINT_ENV
+from .auth import TokenCredential
 from .exceptions import (
     APIStatusError,
+    InvalidRequestError,
     NotFoundError,
     OpenAIRunsError,
     WatchTimeoutError,
@@ -25,9 +30,11 @@ from .models import (
     FunctionDefinition,
     FunctionTool,
     MessageCreationDetails,
+    MessageDelta,
     Run,
     RunStatus,
     RunStep,
+    TextPartDelta,
     ToolCallsDetails,
     as_datetime,
 )
@@ -54,6 +61,11 @@ out, 8 requires_action (the run waits for tool outputs).
 
 The key comes from --api-key or OPENAI_API_KEY, the server from --base-url or
 OPENAI_BASE_URL. `openai-runs demo` needs neither.
+
+Azure AI Foundry: --foundry-endpoint (or AZURE_AI_PROJECT_ENDPOINT, when no
+--base-url or OPENAI_BASE_URL is set) names the project endpoint; requests
+then authenticate with azure-identity's DefaultAzureCredential (pip install
+azure-identity), or with --api-key as a bearer token.
 """
 
 
@@ -77,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", help="the API root (default: OPENAI_BASE_URL)")
     common.add_argument("--api-key", help="the key (default: OPENAI_API_KEY)")
+    common.add_argument(
+        "--foundry-endpoint",
+        help="an Azure AI Foundry project endpoint, "
+        "https://NAME.services.ai.azure.com/api/projects/PROJECT "
+        "(default: AZURE_AI_PROJECT_ENDPOINT)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -126,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cancel the run at the deadline and report how it ended",
     )
+    p = command(
+        "stream", _stream, "Start a run on a thread and print its reply as it comes."
+    )
+    p.add_argument("thread_id", metavar="THREAD", help="the thread to run")
+    p.add_argument("--assistant", required=True, help="the assistant to run it with")
+    p.add_argument("--timeout", type=float, help="seconds for the whole stream")
     # serve talks to no server, so it takes none of the client options.
     doc = "Serve the Runs API emulator until Ctrl-C."
     p = sub.add_parser("serve", help=doc, description=doc)
@@ -135,6 +159,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--key",
         help="the key clients must send (default: any key, as local emulators take)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=["openai", "foundry"],
+        default="openai",
+        help="serve OpenAI's shape at /v1 (default), or Azure AI Foundry's at "
+        "/api/projects/PROJECT (any bearer token; --key unused)",
+    )
+    p.add_argument(
+        "--project", default="emulator", help="the Foundry project name in the URL"
     )
     p = command("demo", _demo, "Run and watch a batch of runs, on the emulator.")
     p.add_argument(
@@ -167,8 +201,44 @@ def _pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _client(args: argparse.Namespace) -> RunsClient:
-    return RunsClient(api_key=args.api_key, base_url=args.base_url)
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[RunsClient]:
+    """The client the global options describe: OpenAI's, or a Foundry project's."""
+    endpoint = args.foundry_endpoint
+    if endpoint is None and not (args.base_url or os.environ.get("OPENAI_BASE_URL")):
+        endpoint = os.environ.get(FOUNDRY_ENDPOINT_ENV)
+    if not endpoint:
+        async with RunsClient(api_key=args.api_key, base_url=args.base_url) as client:
+            yield client
+        return
+    if args.api_key:
+        async with RunsClient.foundry(endpoint, api_key=args.api_key) as client:
+            yield client
+        return
+    async with (
+        _azure_credential() as credential,
+        RunsClient.foundry(endpoint, credential=credential) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _azure_credential() -> AsyncIterator[TokenCredential]:
+    """azure-identity's DefaultAzureCredential, closed after use."""
+    try:
+        # By name: azure-identity is optional, and has no stubs for mypy.
+        identity = importlib.import_module("azure.identity.aio")
+    except ImportError:
+        raise InvalidRequestError(
+            "foundry-endpoint",
+            "needs an Azure credential: pip install azure-identity "
+            "(or pass --api-key with a token)",
+        ) from None
+    credential = identity.DefaultAzureCredential()
+    try:
+        yield credential
+    finally:
+        await credential.close()
 
 
 async def _call(
@@ -211,6 +281,8 @@ def _hint(
         and "Invalid URL" in str(error)
         and base_url is not None
         and not base_url.rstrip("/").endswith("/v1")
+        # A Foundry project endpoint has no /v1, rightly.
+        and "/api/projects/" not in base_url
     ):
         return (
             f"the base URL {base_url} has no /v1; the API is usually under it "
@@ -337,19 +409,53 @@ async def _watch(args: argparse.Namespace) -> int:
     return await _call(args, action)
 
 
+async def _stream(args: argparse.Namespace) -> int:
+    async def action(client: RunsClient) -> int:
+        stream = client.runs.stream(
+            args.thread_id, assistant_id=args.assistant, timeout=args.timeout
+        )
+        try:
+            async with stream:
+                async for event in stream:
+                    if args.json:
+                        data = converter.unstructure(event.data)
+                        line = {"event": event.event, "data": data}
+                        print(json.dumps(line), flush=True)
+                    elif isinstance(event.data, MessageDelta):
+                        for part in event.data.delta.content or ():
+                            if isinstance(part, TextPartDelta) and part.text:
+                                print(part.text.value or "", end="", flush=True)
+                run = await stream.final_run()
+        except WatchTimeoutError as error:
+            print(f"\nopenai-runs: {error}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        if not args.json:
+            print()
+            print(f"[{run.id} {run.status}]", file=sys.stderr)
+        return exit_code(run)
+
+    return await _call(args, action)
+
+
 def exit_code(run: Run) -> int:
     """The exit code that says how *run* ended."""
+    if run.status == RunStatus.COMPLETED and run.incomplete_details is not None:
+        # Azure AI Foundry has no `incomplete` status: a run cut short by a
+        # token limit may end `completed`, with `incomplete_details` set.
+        return EXIT_CODES[RunStatus.INCOMPLETE]
     return EXIT_CODES.get(run.status, EXIT_ERROR)
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    emulator = Emulator(api_key=args.key)
+    emulator = Emulator(api_key=args.key, dialect=args.dialect, project=args.project)
     try:
         await emulator.start(args.host, args.port)
     except OSError as error:  # the port is taken, or the host is not ours
         print(f"openai-runs: error: cannot serve: {error}", file=sys.stderr)
         return EXIT_ERROR
     key = "any key" if args.key is None else f"key {args.key!r}"
+    if args.dialect == "foundry":
+        key = "any bearer token, api-version=v1"
     print(
         f"Serving the Runs API emulator on {emulator.url} ({key}); Ctrl-C stops it.",
         file=sys.stderr,

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import json
 import time
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import attrs
@@ -583,3 +585,18 @@ def test_credential_auth_rejects_an_unsendable_token() -> None:
     with pytest.raises(exc.InvalidRequestError) as caught:
         asyncio.run(CredentialAuth(Bad()).headers())
     assert "SECRET" not in str(caught.value)
+
+
+def test_azure_identity_is_an_extra_not_a_dependency() -> None:
+    """`pip install openai-runs[azure]` brings azure-identity; a plain install
+    does not."""
+    pyproject = tomllib.loads(
+        (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    )
+    project = pyproject["project"]
+
+    assert not any(d.startswith("azure") for d in project["dependencies"])
+    assert any(
+        d.startswith("azure-identity")
+        for d in project["optional-dependencies"]["azure"]
+    )
