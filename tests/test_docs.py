@@ -27,6 +27,7 @@ import attrs
 import pytest
 
 from openai_runs import Run, RunsClient, RunWatcher, converter
+from openai_runs.models import FunctionDefinition, FunctionTool
 from openai_runs.testing import Emulator, RunScript, ScriptedCall
 
 ROOT = Path(__file__).parent.parent
@@ -141,11 +142,26 @@ def _setup_pitfalls(emu: Emulator) -> dict[str, Any]:
     }
 
 
+def get_weather(city: str = "Paris") -> dict[str, Any]:
+    return {"city": city, "temperature": 21}
+
+
+def _setup_streaming(emu: Emulator) -> dict[str, Any]:
+    weather = FunctionTool(function=FunctionDefinition(name="get_weather"))
+    return {
+        "thread_id": emu.create_thread(),
+        "assistant_id": "asst_docs",
+        "get_weather": get_weather,
+        "TOOLS": [weather],
+    }
+
+
 SETUPS: dict[str, Callable[[Emulator], dict[str, Any]]] = {
     "docs/emulator.md": _setup_emulator_page,
     "docs/errors.md": _setup_quickstart,
     "docs/pitfalls.md": _setup_pitfalls,
     "docs/quickstart.md": _setup_quickstart,
+    "docs/streaming.md": _setup_streaming,
     "docs/tools.md": _setup_tools,
     "docs/watching.md": _setup_watching,
 }
