@@ -15,7 +15,7 @@ import attrs
 
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
-from ._sse import SSEError, iter_sse
+from ._sse import SSEDecoder, SSEError
 from ._tools import ToolHandler, serve_tool_calls
 from ._watcher import PollPolicy, RunWatcher
 from .exceptions import (
@@ -285,11 +285,15 @@ class RunStream:
         """
         response = self._response
         assert response is not None
-        events = iter_sse(response.content)
+        decoder = SSEDecoder()
+        chunks = response.content.iter_any()
         while True:
+            # One timeout per read of the socket, not per event: a read
+            # brings many events, and each timeout costs a timer handle.
             try:
                 async with asyncio.timeout(self._remaining()):
-                    sse = await anext(events)
+                    chunk = await anext(chunks)
+                batch = decoder.feed(chunk)
             except StopAsyncIteration:
                 raise _Dropped("the body ended before [DONE]") from None
             except TimeoutError:
@@ -300,14 +304,15 @@ class RunStream:
                 raise _Dropped(f"{type(exc).__name__}: {exc}") from None
             except SSEError as exc:
                 raise self._decode_error(str(exc), response) from None
-            if sse.is_done:
-                return
-            try:
-                event, payload = parse_event(sse.event, sse.data)
-            except EventDataError as exc:
-                raise self._decode_error(str(exc), response) from None
-            self._observe(event, payload)
-            yield event
+            for sse in batch:
+                if sse.is_done:
+                    return
+                try:
+                    event, payload = parse_event(sse.event, sse.data)
+                except EventDataError as exc:
+                    raise self._decode_error(str(exc), response) from None
+                self._observe(event, payload)
+                yield event
 
     def _decode_error(
         self, problem: str, response: aiohttp.ClientResponse

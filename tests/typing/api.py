@@ -22,7 +22,15 @@ from openai_runs import (
 )
 from openai_runs.auth import ApiKeyAuth, TokenAuth
 from openai_runs.exceptions import APIStatusError, InvalidRequestError, ToolCallError
-from openai_runs.models import Page, ToolCall, ToolOutput, as_datetime
+from openai_runs.models import (
+    Message,
+    MessageDelta,
+    MessagePartDelta,
+    Page,
+    ToolCall,
+    ToolOutput,
+    as_datetime,
+)
 
 
 async def token() -> tuple[str, float]:
@@ -89,3 +97,31 @@ async def use() -> None:
         assert_type(error.request_id, str | None)
     payload = openai_runs.converter.unstructure(run)
     assert_type(openai_runs.converter.structure(payload, Run), Run)
+
+
+async def streaming(client: RunsClient) -> None:
+    """Streaming, as a web app uses it."""
+    stream = client.runs.stream("t", assistant_id="a", tool_handler=serve_weather)
+    assert_type(stream, openai_runs.RunStream)
+    async with stream:
+        async for event in stream:
+            assert_type(event, openai_runs.StreamEvent)
+            assert_type(event.event, str)
+            if isinstance(event.data, MessageDelta):
+                assert_type(event.data.delta.content, list[MessagePartDelta] | None)
+        async for text in stream.text_deltas():
+            assert_type(text, str)
+        assert_type(await stream.final_run(), Run)
+        assert_type(await stream.final_messages(), list[Message])
+        assert_type(await stream.final_steps(), list[openai_runs.RunStep])
+        assert_type(stream.current_run, Run | None)
+    thread_stream = client.runs.create_thread_and_run_stream(assistant_id="a")
+    assert_type(thread_stream, openai_runs.RunStream)
+    outputs = [ToolOutput(tool_call_id="c", output="{}")]
+    rest = client.runs.submit_tool_outputs_stream("t", "r", tool_outputs=outputs)
+    async with rest:
+        assert_type((await rest.final_run()).status, RunStatus | str)
+
+
+def serve_weather(call: ToolCall) -> str:
+    return call.function.arguments
