@@ -27,7 +27,6 @@ import attrs
 import pytest
 
 from openai_runs import Run, RunsClient, RunWatcher, converter
-from openai_runs.models import FunctionDefinition, FunctionTool
 from openai_runs.testing import Emulator, RunScript, ScriptedCall
 
 ROOT = Path(__file__).parent.parent
@@ -142,17 +141,17 @@ def _setup_pitfalls(emu: Emulator) -> dict[str, Any]:
     }
 
 
-def get_weather(city: str = "Paris") -> dict[str, Any]:
-    return {"city": city, "temperature": 21}
-
-
 def _setup_streaming(emu: Emulator) -> dict[str, Any]:
-    weather = FunctionTool(function=FunctionDefinition(name="get_weather"))
+    from openai_runs.models import FunctionDefinition, FunctionTool  # noqa: PLC0415
+
+    def get_weather(city: str = "Paris") -> str:
+        return f"sunny in {city}"
+
     return {
         "thread_id": emu.create_thread(),
         "assistant_id": "asst_docs",
         "get_weather": get_weather,
-        "TOOLS": [weather],
+        "TOOLS": [FunctionTool(function=FunctionDefinition(name="get_weather"))],
     }
 
 

@@ -20,6 +20,7 @@ from openai_runs import PollPolicy, Run, RunsClient, RunStep, RunStream, StreamE
 from openai_runs import exceptions as exc
 from openai_runs._sse import DEFAULT_MAX_LINE
 from openai_runs.models import (
+    ErrorObject,
     FunctionCall,
     FunctionDefinition,
     FunctionTool,
@@ -549,3 +550,151 @@ def test_docs_web_app_relays_text_deltas() -> None:
     assert status == 200
     assert b"".join(pieces).decode() == DEFAULT_REPLY + "\n[completed]\n"
     assert len(pieces) > 3  # the words came as they were written, not at the end
+
+
+# --- After a drop, against a server that lists messages ----------------------------
+
+
+def message_payload(text: str, status: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "object": "thread.message",
+        "created_at": 1,
+        "thread_id": "thread_1",
+        "status": status,
+        "incomplete_details": None,
+        "completed_at": 2 if status == "completed" else None,
+        "incomplete_at": None,
+        "role": "assistant",
+        "content": (
+            [{"type": "text", "text": {"value": text, "annotations": []}}]
+            if text
+            else []
+        ),
+        "assistant_id": "asst_1",
+        "run_id": "run_1",
+        "attachments": [],
+        "metadata": {},
+    }
+
+
+def sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def dropping_server(*chunks: bytes, messages: list[dict[str, Any]] | None) -> Any:
+    """A server whose stream ends after *chunks* without [DONE]; polls say completed."""
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        return response  # no [DONE]: the stream ended early
+
+    async def retrieve(_: web.Request) -> web.Response:
+        run = json.loads(run_event("completed").split(b"data: ", 1)[1])
+        return web.json_response(run)
+
+    async def steps(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [],
+                "first_id": None,
+                "last_id": None,
+                "has_more": False,
+            }
+        )
+
+    async def list_messages(request: web.Request) -> web.Response:
+        assert request.query["run_id"] == "run_1"
+        data = messages or []
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": None,
+                "last_id": None,
+                "has_more": False,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/threads/{thread_id}/runs", create)
+    app.router.add_get("/v1/threads/{thread_id}/runs/{run_id}", retrieve)
+    app.router.add_get("/v1/threads/{thread_id}/runs/{run_id}/steps", steps)
+    if messages is not None:
+        app.router.add_get("/v1/threads/{thread_id}/messages", list_messages)
+    return app
+
+
+def read_dropped(
+    app: web.Application,
+) -> tuple[list[StreamEvent], list[str], RunStream]:
+    async def main() -> tuple[list[StreamEvent], list[str], RunStream]:
+        async with TestServer(app) as server:
+            url = str(server.make_url("/v1"))
+            async with RunsClient(api_key="sk-test", base_url=url) as client:
+                stream = client.runs.stream(
+                    "thread_1", assistant_id="asst_1", policy=FAST
+                )
+                events: list[StreamEvent] = []
+                texts: list[str] = []
+                async with stream:
+                    async for event in stream:
+                        events.append(event)
+                        if isinstance(event.data, MessageDelta):
+                            for part in event.data.delta.content or ():
+                                texts.append(part.text.value)  # type: ignore[union-attr]
+                return events, texts, stream
+
+    return asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_drop_mid_message_catches_up_the_text() -> None:
+    """After a drop, the rest of a half-streamed message comes as one delta, then completed."""
+    half = {
+        "id": "msg_1",
+        "object": "thread.message.delta",
+        "delta": {"content": [{"index": 0, "type": "text", "text": {"value": "Hel"}}]},
+    }
+    app = dropping_server(
+        run_event("created"),
+        sse("thread.message.created", message_payload("", "in_progress")),
+        sse("thread.message.delta", half),
+        messages=[message_payload("Hello world", "completed")],
+    )
+    events, texts, stream = read_dropped(app)
+    assert "".join(texts) == "Hello world"
+    assert names(events)[-3:] == [
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.completed",
+    ]
+    (message,) = stream.snapshots.messages()
+    assert message.text == "Hello world"
+    assert stream.reconnects == 1
+
+
+def test_drop_before_a_message_shows_it_whole() -> None:
+    """A message the stream never showed comes as created (empty), one delta, completed."""
+    app = dropping_server(
+        run_event("created"), messages=[message_payload("All of it.", "completed")]
+    )
+    events, texts, _ = read_dropped(app)
+    assert texts == ["All of it."]
+    created = next(e for e in events if e.event == "thread.message.created")
+    assert isinstance(created.data, Message)
+    assert created.data.content == []
+
+
+def test_error_event_then_drop_still_ends_with_the_run() -> None:
+    """An error event is yielded; the stream that then breaks polls to the terminal run."""
+    error = {"type": "server_error", "message": "boom", "param": None, "code": None}
+    app = dropping_server(run_event("created"), sse("error", error), messages=None)
+    events, _, stream = read_dropped(app)
+    assert names(events) == ["thread.run.created", "error", "thread.run.completed"]
+    assert events[1].data == ErrorObject(type="server_error", message="boom")
+    assert stream.current_run is not None
+    assert stream.current_run.status == "completed"
