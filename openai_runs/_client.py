@@ -25,6 +25,8 @@ from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy, retrying
 from ._streaming import RunStream
+from ._thread_lock import active_run, wait_idle
+from ._threads import Messages, Threads
 from ._tools import ToolHandler
 from ._validation import (
     FOUNDRY_RESPONSE_FORMATS,
@@ -198,6 +200,8 @@ class RunsClient:
         )
         self._answered = False
         self.runs = Runs(self)
+        self.messages = Messages(self)
+        self.threads = Threads(self, self.messages)
 
     @classmethod
     def azure(
@@ -1389,6 +1393,74 @@ class Runs:
             )
 
         return AsyncPager(fetch, params)
+
+    async def active(self, thread_id: str) -> Run | None:
+        """Return the run that holds the thread's lock, or *None*.
+
+        A thread has at most one active run (``queued``, ``in_progress``,
+        ``requires_action``, ``cancelling``); while it has one, creating a
+        run or adding a message raises
+        [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]. A
+        status added after this version counts as active unless the run
+        carries a terminal timestamp.
+
+        Args:
+            thread_id: The thread.
+
+        Returns:
+            The active run, or *None* when the thread is free.
+
+        Raises:
+            InvalidRequestError: The id is empty or unsafe (nothing is sent).
+            NotFoundError: No such thread.
+        """
+        active, _ = await active_run(self, thread_id)
+        return active
+
+    async def wait_idle(
+        self,
+        thread_id: str,
+        *,
+        cancel: bool = False,
+        timeout: float | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Run | None:
+        """Wait until the thread has no active run; return its last run.
+
+        What to do on a [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]:
+        wait for the run that holds the thread (or cancel it, with
+        *cancel*), then add the message or start the run. A run in
+        ``requires_action`` ends only with tool outputs, a cancel or its
+        expiry (10 minutes): without *cancel* this waits for one of those.
+
+        ```python
+        try:
+            await client.messages.create(thread_id, content="Hello")
+        except ThreadLockedError:
+            await client.runs.wait_idle(thread_id, cancel=True, timeout=30)
+            await client.messages.create(thread_id, content="Hello")
+        ```
+
+        Args:
+            thread_id: The thread.
+            cancel: Cancel the active run first, and wait for it to end
+                (``cancelling`` is still active).
+            timeout: Seconds to wait in all; *None* waits as long as each
+                watch's own deadline (900 s).
+            policy: The poll policy of the watch.
+
+        Returns:
+            The thread's newest run, now ended, or *None* if it has no runs.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            WatchTimeoutError: The thread still had an active run at the
+                deadline; its ``run`` is that run.
+            NotFoundError: No such thread.
+        """
+        return await wait_idle(
+            self, thread_id, cancel=cancel, timeout=timeout, policy=policy
+        )
 
     async def submit_tool_outputs(
         self,

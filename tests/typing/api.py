@@ -21,12 +21,21 @@ from openai_runs import (
     tool_registry,
 )
 from openai_runs.auth import ApiKeyAuth, TokenAuth
-from openai_runs.exceptions import APIStatusError, InvalidRequestError, ToolCallError
+from openai_runs.exceptions import (
+    APIStatusError,
+    InvalidRequestError,
+    ThreadLockedError,
+    ToolCallError,
+)
 from openai_runs.models import (
+    DeletedThread,
     Message,
     MessageDelta,
     MessagePartDelta,
+    MessageStatus,
     Page,
+    TextContent,
+    Thread,
     ToolCall,
     ToolOutput,
     as_datetime,
@@ -97,6 +106,30 @@ async def use() -> None:
         assert_type(error.request_id, str | None)
     payload = openai_runs.converter.unstructure(run)
     assert_type(openai_runs.converter.structure(payload, Run), Run)
+
+
+async def converse(client: RunsClient) -> None:
+    thread = await client.threads.create(metadata={"user": "u1"})
+    assert_type(thread, Thread)
+    message = await client.messages.create(thread.id, content="Hi")
+    assert_type(message, Message)
+    await client.messages.create(
+        thread.id,
+        role="assistant",
+        content=[TextContent(text="Hello")],
+    )
+    messages = client.messages.list(thread.id, run_id="r", order="asc", limit=5)
+    assert_type(messages, AsyncPager[Message])
+    async for each in messages:
+        assert_type(each.text, str)
+        assert_type(each.status, MessageStatus | str)
+    assert_type(await client.messages.retrieve(thread.id, message.id), Message)
+    assert_type(await client.threads.update(thread.id, metadata={}), Thread)
+    assert_type(await client.threads.delete(thread.id), DeletedThread)
+    try:
+        await client.messages.create(thread.id, content="more")
+    except ThreadLockedError as error:
+        assert_type(error.run_id, str)
 
 
 async def streaming(client: RunsClient) -> None:
