@@ -18,7 +18,7 @@ import aiohttp
 import cattrs
 
 from . import __version__
-from ._converter import converter, request_converter
+from ._converter import client_converter, request_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
@@ -484,7 +484,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return converter.structure(loads(raw), cls)
+        return client_converter.structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 import attrs
 
-from ._converter import converter, request_converter
+from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
 from ._tools import ToolHandler, serve_tool_calls
@@ -487,7 +487,7 @@ class RunStream:
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
         """An event built from a polled object, observed like a streamed one."""
         event = StreamEvent(name, data)
-        self._observe(event, converter.unstructure(data))
+        self._observe(event, client_converter.unstructure(data))
         return event
 
 
@@ -510,7 +510,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
             )
     if not parts:
         return None
-    return converter.structure(
+    return client_converter.structure(
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )
