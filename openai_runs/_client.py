@@ -25,6 +25,8 @@ from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retrying
+from ._safe_writes import create_run, idempotency_metadata, write_to_run
+from ._safe_writes import create_thread_and_run as safe_create_thread_and_run
 from ._streaming import RunStream
 from ._thread_lock import active_run, wait_idle
 from ._threads import Messages, Threads
@@ -57,6 +59,7 @@ from .auth import (
 )
 from .exceptions import (
     EXCERPT_LIMIT,
+    APIConnectionError,
     APIDecodeError,
     APIResponseError,
     InvalidRequestError,
@@ -384,6 +387,7 @@ class RunsClient:
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        retry_sent: bool = True,
     ) -> Response[T]:
         """Send a request, retry it as the policy says, and parse the answer.
 
@@ -398,6 +402,10 @@ class RunsClient:
             body: The JSON body.
             timeout: Seconds for one attempt; the client's default if *None*.
             max_retries: Retries for this call; the client's default if *None*.
+            retry_sent: Whether to retry a connection error that came after
+                the request may have reached the server (a write that may
+                have acted). *False* raises it at once, with
+                ``request_sent`` set, so the caller can find out first.
 
         Returns:
             The parsed model with the HTTP answer.
@@ -417,9 +425,14 @@ class RunsClient:
         query = list(params)
 
         async def attempt() -> Response[T]:
-            status, headers, raw = await self._transport.request(
-                method, path, params=query, body=data, timeout=timeout
-            )
+            try:
+                status, headers, raw = await self._transport.request(
+                    method, path, params=query, body=data, timeout=timeout
+                )
+            except APIConnectionError as lost:
+                if not retry_sent and lost.request_sent:
+                    raise _NotRetried(lost) from lost
+                raise
             if status >= 300:
                 error = error_from_response(status, headers, raw)
                 if status == 404 and self._hosted_openai and not self._answered:
@@ -438,6 +451,8 @@ class RunsClient:
         # fifth of a successful call's CPU, and most calls succeed at once.
         try:
             return await attempt()
+        except _NotRetried as stop:
+            raise stop.error from None
         except Exception as exc:  # noqa: BLE001 - handed to tenacity below
             failure: Exception | None = exc
 
@@ -453,7 +468,10 @@ class RunsClient:
         control = self._retrying
         if max_retries is not None and max_retries != self.max_retries:
             control = retrying(self.retry_policy, max_retries)
-        return await control(again)
+        try:
+            return await control(again)
+        except _NotRetried as stop:
+            raise stop.error from None
 
     async def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
@@ -466,6 +484,14 @@ class RunsClient:
             secret = value.rpartition(" ")[2]
             if len(secret) >= 8:
                 _redact_error(error, secret)
+
+
+class _NotRetried(Exception):
+    """Carries a failure past tenacity, which retries only what it knows."""
+
+    def __init__(self, error: APIConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _redact_error(error: APIResponseError, secret: str) -> None:
@@ -616,12 +642,22 @@ class Runs:
         Raises:
             InvalidRequestError: An id is empty or unsafe (nothing is sent).
             BadRequestError: The run has already ended.
+
+        A cancel whose answer was lost after it was sent is not simply sent
+        again: the run is looked at first, and if it is `cancelling` or
+        `cancelled` it is returned (the retry's 400 is not raised for a
+        cancel that took effect).
         """
         path = (*_run_path(thread_id, run_id), "cancel")
-        response = await self._client.request(
-            "POST", path, Run, timeout=timeout, max_retries=max_retries
+        return await write_to_run(
+            self,
+            self._client,
+            path,
+            body=None,
+            call_ids=None,
+            timeout=timeout,
+            max_retries=max_retries,
         )
-        return response.parsed
 
     async def poll(
         self,
@@ -957,6 +993,7 @@ class Runs:
         parallel_tool_calls: bool | None = None,
         response_format: str | ResponseFormat | None = None,
         include: Iterable[str] | None = None,
+        idempotency_key: str | bool = True,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
@@ -990,9 +1027,17 @@ class Runs:
             response_format: `auto` (or Azure AI Foundry's `none`) or a
                 response format model.
             include: Extra step fields, as for `steps.list`.
+            idempotency_key: Makes the create safe to retry. *True* (the
+                default) tags the run's metadata with a fresh key under
+                `openai_runs_idempotency_key`; a string tags it with yours;
+                *False* sends no tag (and a metadata of 16 keys leaves no room
+                for one). When the answer to a create is lost after it was
+                sent, the thread's newest runs are searched for the key: the
+                run found is returned, and the create is sent again only if
+                there is none. Untagged, a lost answer raises
+                [OutcomeUnknownError][openai_runs.exceptions.OutcomeUnknownError].
             timeout: Seconds for one attempt, instead of the client's.
-            max_retries: Retries for this call, instead of the client's. A
-                retried create after a timeout may start a second run.
+            max_retries: Retries for this call, instead of the client's.
 
         Returns:
             The new run, usually `queued`.
@@ -1001,6 +1046,7 @@ class Runs:
             InvalidRequestError: An argument is invalid (nothing is sent).
         """
         path = ("threads", check_id("thread_id", thread_id), "runs")
+        tagged, key = idempotency_metadata(check_metadata(metadata), idempotency_key)
         body = _run_body(
             self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
@@ -1010,7 +1056,7 @@ class Runs:
             additional_instructions=additional_instructions,
             additional_messages=_messages(additional_messages),
             tools=tools,
-            metadata=metadata,
+            metadata=tagged,
             temperature=temperature,
             top_p=top_p,
             max_prompt_tokens=max_prompt_tokens,
@@ -1021,16 +1067,16 @@ class Runs:
             response_format=response_format,
         )
         params = [("include[]", value) for value in check_include(include)]
-        response = await self._client.request(
-            "POST",
+        return await create_run(
+            self,
+            self._client,
             path,
-            Run,
             params=params,
             body=body,
+            key=key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        return response.parsed
 
     async def create_thread_and_run(
         self,
@@ -1051,6 +1097,7 @@ class Runs:
         tool_choice: str | NamedToolChoice | None = None,
         parallel_tool_calls: bool | None = None,
         response_format: str | ResponseFormat | None = None,
+        idempotency_key: str | bool = True,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
@@ -1075,18 +1122,25 @@ class Runs:
             tool_choice: `none`, `auto`, `required` or a named tool.
             parallel_tool_calls: Whether the model may call tools in parallel.
             response_format: `auto` or a response format model.
+            idempotency_key: Tags the run's metadata as for
+                [create][openai_runs.Runs.create]; here only to recognise the
+                run later, since nothing lists threads to look in.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
+                Only failures before the request was sent are retried.
 
         Returns:
             The new run; its `thread_id` names the new thread.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            OutcomeUnknownError: The answer was lost after the request was
+                sent: a thread and run may exist. It is not sent again.
         """
         if thread is not None:
             check_metadata(thread.metadata)
             _messages(thread.messages)
+        tagged, key = idempotency_metadata(check_metadata(metadata), idempotency_key)
         body = _run_body(
             self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
@@ -1095,7 +1149,7 @@ class Runs:
             instructions=instructions,
             tools=tools,
             tool_resources=tool_resources,
-            metadata=metadata,
+            metadata=tagged,
             temperature=temperature,
             top_p=top_p,
             max_prompt_tokens=max_prompt_tokens,
@@ -1105,15 +1159,13 @@ class Runs:
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
         )
-        response = await self._client.request(
-            "POST",
-            ("threads", "runs"),
-            Run,
+        return await safe_create_thread_and_run(
+            self._client,
             body=body,
+            key=key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        return response.parsed
 
     def stream(
         self,
@@ -1517,13 +1569,23 @@ class Runs:
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
             BadRequestError: The run was not waiting on tool outputs.
+
+        Outputs whose answer was lost after they were sent are not simply
+        sent again: the run is looked at first, and if it no longer waits on
+        these calls it is returned (the retry's 400 is not raised for
+        outputs that were taken).
         """
         path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
         body = _tool_outputs_body(tool_outputs)
-        response = await self._client.request(
-            "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
+        return await write_to_run(
+            self,
+            self._client,
+            path,
+            body=body,
+            call_ids=frozenset(output.tool_call_id for output in tool_outputs),
+            timeout=timeout,
+            max_retries=max_retries,
         )
-        return response.parsed
 
 
 def _stream_timeout(timeout: float | None) -> float | None:

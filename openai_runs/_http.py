@@ -159,7 +159,9 @@ class Transport:
                 headers = {**self.headers, **await self.auth.headers()}
         except TimeoutError as exc:
             where = _where(method, path)
-            raise APITimeoutError(f"{where}: no token within the timeout") from exc
+            raise APITimeoutError(
+                f"{where}: no token within the timeout", request_sent=False
+            ) from exc
         if body is not None:
             headers["Content-Type"] = "application/json"
         left = budget - (time.monotonic() - started)
@@ -178,13 +180,21 @@ class Transport:
                 raw = await self._read(resp, method, path)
         except TimeoutError as exc:
             where = _where(method, path)
-            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+            raise APITimeoutError(
+                f"{where}: no answer within the timeout",
+                request_sent=not isinstance(exc, aiohttp.ConnectionTimeoutError),
+            ) from exc
         except aiohttp.InvalidURL as exc:
             # Not a connection fault: no retry would make this URL work.
             raise InvalidRequestError("base_url", f"cannot request {exc}") from exc
         except aiohttp.ClientError as exc:
             where = _where(method, path)
-            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            # Only a connection that was never made surely carried nothing; a
+            # reset or a cut body may come after the server acted.
+            raise APIConnectionError(
+                f"{where}: {type(exc).__name__}: {exc}",
+                request_sent=not isinstance(exc, aiohttp.ClientConnectorError),
+            ) from exc
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s -> %d in %.1f ms (request id %s)",

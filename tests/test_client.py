@@ -1083,6 +1083,7 @@ def test_create_sends_every_field_typed_and_without_nulls() -> None:
                     WEATHER,
                 ],
                 metadata={"k": "v"},
+                idempotency_key="key_1",
                 temperature=0.2,
                 top_p=0.9,
                 max_prompt_tokens=1000,
@@ -1146,7 +1147,7 @@ def test_create_sends_every_field_typed_and_without_nulls() -> None:
                     },
                 },
             ],
-            "metadata": {"k": "v"},
+            "metadata": {"k": "v", "openai_runs_idempotency_key": "key_1"},
             "temperature": 0.2,
             "top_p": 0.9,
             "max_prompt_tokens": 1000,
@@ -1173,6 +1174,7 @@ def test_create_with_only_the_assistant_sends_only_it() -> None:
                 assistant_id="asst_1",
                 tool_choice="required",
                 response_format="auto",
+                idempotency_key=False,
             )
         assert json.loads(server.seen[0].body) == {
             "assistant_id": "asst_1",
