@@ -482,7 +482,7 @@ def test_stream_prints_the_reply_as_it_comes(
     emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """stream THREAD --assistant ID prints the assistant's text and exits 0."""
-    from openai_runs.testing._streaming import DEFAULT_REPLY  # noqa: PLC0415
+    from openai_runs.testing._script import DEFAULT_REPLY  # noqa: PLC0415
 
     thread = emu.create_thread()
     code, out, err = cli(capsys, "stream", thread, "--assistant", "asst_cli")

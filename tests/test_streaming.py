@@ -28,13 +28,14 @@ from openai_runs.models import (
     MessageCreationDetails,
     MessageDelta,
     RunStepDelta,
+    TextPartDelta,
     ThreadRequest,
     ToolCall,
     ToolCallsDetails,
     ToolOutput,
 )
 from openai_runs.testing import Emulator, RunScript
-from openai_runs.testing._streaming import DEFAULT_REPLY
+from openai_runs.testing._script import DEFAULT_REPLY
 
 WEATHER = FunctionTool(function=FunctionDefinition(name="get_weather"))
 FAST = PollPolicy(initial=0.02, maximum=0.05, jitter=0.0, cancel_grace=2.0)
@@ -349,6 +350,16 @@ def test_cut_stream_falls_back_to_polling() -> None:
     # The message step made meanwhile is reported, and its snapshot is final.
     steps = stream.snapshots.steps()
     assert [s.status for s in steps] == ["completed"]
+    # The reply, never streamed, comes from the thread's messages: whole.
+    texts = [
+        part.text.value
+        for event in events
+        if isinstance(event.data, MessageDelta)
+        for part in event.data.delta.content or ()
+        if isinstance(part, TextPartDelta) and part.text
+    ]
+    assert "".join(t or "" for t in texts) == DEFAULT_REPLY
+    assert [m.text for m in stream.snapshots.messages()] == [DEFAULT_REPLY]
 
 
 def test_tool_loop_survives_a_cut_stream() -> None:
@@ -698,3 +709,24 @@ def test_error_event_then_drop_still_ends_with_the_run() -> None:
     assert events[1].data == ErrorObject(type="server_error", message="boom")
     assert stream.current_run is not None
     assert stream.current_run.status == "completed"
+
+
+def test_scripted_reply_is_streamed_and_left_on_the_thread() -> None:
+    """The streamed message is the one the thread keeps: same id, same text."""
+    reply = "Paris is sunny today, 21 degrees."
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = await new_thread(client)
+        async with client.runs.stream(thread_id, assistant_id="asst_1") as stream:
+            text = "".join([piece async for piece in stream.text_deltas()])
+            (streamed,) = await stream.final_messages()
+        page = await client.messages.list(thread_id)
+        return text, streamed, page.data
+
+    text, streamed, kept = serve(
+        body, default_script=RunScript.completed(0.2, reply=reply)
+    )
+    assert text == reply
+    assert [(m.id, m.text) for m in kept if m.role == "assistant"] == [
+        (streamed.id, reply)
+    ]
