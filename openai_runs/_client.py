@@ -23,6 +23,7 @@ from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
+from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retrying
 from ._streaming import RunStream
 from ._thread_lock import active_run, wait_idle
@@ -769,6 +770,8 @@ class Runs:
         cancel_on_caller_cancel: bool = False,
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
+        rate_limit_restarts: int = 0,
+        rate_limit_backoff: float = 10.0,
     ) -> Run:
         """Start a run and watch it to its end.
 
@@ -808,9 +811,20 @@ class Runs:
             cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
             tool_handler: As for [poll][openai_runs.Runs.poll].
             cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
+            rate_limit_restarts: How many times to start a new run when one
+                ends ``failed`` with ``last_error.code`` ``rate_limit_exceeded``
+                (the model's token or request budget ran out while the run
+                worked: not a 429, which the client retries by itself). 0,
+                the default, returns that failed run. A restart does not send
+                *additional_messages* again: they are in the thread already.
+            rate_limit_backoff: Seconds before the first restart, doubled at
+                each one (at most eight times this), plus up to a tenth at
+                random; a wait the run's error names ("try again in 6.5s")
+                is used instead.
 
         Returns:
-            The final run the watch reports.
+            The final run the watch reports; with *rate_limit_restarts*, the
+            last run started.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -818,37 +832,50 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
-        run = await self.create(
-            thread_id,
-            assistant_id=assistant_id,
-            agent_id=agent_id,
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            include=include,
-        )
-        return await self.poll(
-            run.thread_id,
-            run.id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
+        first = True
+
+        async def attempt() -> Run:
+            nonlocal first
+            # A restart runs the same thread, which has these messages now.
+            messages, first = (additional_messages if first else None), False
+            run = await self.create(
+                thread_id,
+                assistant_id=assistant_id,
+                agent_id=agent_id,
+                model=model,
+                reasoning_effort=reasoning_effort,
+                instructions=instructions,
+                additional_instructions=additional_instructions,
+                additional_messages=messages,
+                tools=tools,
+                metadata=metadata,
+                temperature=temperature,
+                top_p=top_p,
+                max_prompt_tokens=max_prompt_tokens,
+                max_completion_tokens=max_completion_tokens,
+                truncation_strategy=truncation_strategy,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format,
+                include=include,
+            )
+            return await self.poll(
+                run.thread_id,
+                run.id,
+                timeout=timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                policy=policy,
+                on_status=on_status,
+                cancel_on_caller_cancel=cancel_on_caller_cancel,
+                tool_handler=tool_handler,
+                cancel_on_tool_error=cancel_on_tool_error,
+            )
+
+        if not rate_limit_restarts:
+            check_count("rate_limit_restarts", rate_limit_restarts)
+            return await attempt()
+        return await restart_rate_limited(
+            attempt, restarts=rate_limit_restarts, backoff=rate_limit_backoff
         )
 
     async def submit_tool_outputs_and_poll(

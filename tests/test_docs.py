@@ -155,8 +155,15 @@ def _setup_streaming(emu: Emulator) -> dict[str, Any]:
     }
 
 
+def _setup_conversations(emu: Emulator) -> dict[str, Any]:
+    busy = emu.create_run(script=RunScript.endless())
+    return {"assistant_id": "asst_demo", "busy_thread_id": busy["thread_id"]}
+
+
 SETUPS: dict[str, Callable[[Emulator], dict[str, Any]]] = {
+    "docs/conversations.md": _setup_conversations,
     "docs/emulator.md": _setup_emulator_page,
+    "docs/from-openai-python.md": lambda _: {},
     "docs/errors.md": _setup_quickstart,
     "docs/pitfalls.md": _setup_pitfalls,
     "docs/quickstart.md": _setup_quickstart,

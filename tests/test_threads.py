@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import subprocess
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -604,3 +608,21 @@ def test_create_thread_takes_no_body() -> None:
             THREAD.validate(thread)
 
     run(main())
+
+
+def test_readme_conversation_turn_runs() -> None:
+    """The README's conversation block (thread, message, a run with a tool,
+    the reply) runs as written and prints the assistant's reply."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## A conversation turn", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert code is not None
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "completed -> It is 21 °C in Paris."
