@@ -424,17 +424,17 @@ class RunStream:
         remaining = self._remaining()
         if remaining <= 0:
             await self._on_deadline()
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=remaining,
-            cancel_on_timeout=self.cancel_on_timeout,
-            policy=self.policy,
-            # _produce cancels the run itself when the caller is cancelled.
-            tool_handler=self.tool_handler,
-            cancel_on_tool_error=self.cancel_on_tool_error,
-        )
+        # Only the options every version of RunWatcher takes: the caller's
+        # cancel is handled by _produce, which cancels the run itself.
+        options: dict[str, Any] = {
+            "timeout": remaining,
+            "cancel_on_timeout": self.cancel_on_timeout,
+            "policy": self.policy,
+            "tool_handler": self.tool_handler,
+        }
+        if not self.cancel_on_tool_error:
+            options["cancel_on_tool_error"] = False
+        watcher = RunWatcher(self._client, thread_id, run_id, **options)
         try:
             async for seen in watcher:
                 async for event in self._catch_up(seen):
