@@ -30,9 +30,11 @@ from .models import (
     FunctionDefinition,
     FunctionTool,
     MessageCreationDetails,
+    MessageDelta,
     Run,
     RunStatus,
     RunStep,
+    TextPartDelta,
     ToolCallsDetails,
     as_datetime,
 )
@@ -142,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cancel the run at the deadline and report how it ended",
     )
+    p = command(
+        "stream", _stream, "Start a run on a thread and print its reply as it comes."
+    )
+    p.add_argument("thread_id", metavar="THREAD", help="the thread to run")
+    p.add_argument("--assistant", required=True, help="the assistant to run it with")
+    p.add_argument("--timeout", type=float, help="seconds for the whole stream")
     # serve talks to no server, so it takes none of the client options.
     doc = "Serve the Runs API emulator until Ctrl-C."
     p = sub.add_parser("serve", help=doc, description=doc)
@@ -396,6 +404,34 @@ async def _watch(args: argparse.Namespace) -> int:
                 _emit(args, error.run, describe_run(error.run))
             return EXIT_TIMEOUT
         _emit(args, run, describe_run(run))
+        return exit_code(run)
+
+    return await _call(args, action)
+
+
+async def _stream(args: argparse.Namespace) -> int:
+    async def action(client: RunsClient) -> int:
+        stream = client.runs.stream(
+            args.thread_id, assistant_id=args.assistant, timeout=args.timeout
+        )
+        try:
+            async with stream:
+                async for event in stream:
+                    if args.json:
+                        data = converter.unstructure(event.data)
+                        line = {"event": event.event, "data": data}
+                        print(json.dumps(line), flush=True)
+                    elif isinstance(event.data, MessageDelta):
+                        for part in event.data.delta.content or ():
+                            if isinstance(part, TextPartDelta) and part.text:
+                                print(part.text.value or "", end="", flush=True)
+                run = await stream.final_run()
+        except WatchTimeoutError as error:
+            print(f"\nopenai-runs: {error}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        if not args.json:
+            print()
+            print(f"[{run.id} {run.status}]", file=sys.stderr)
         return exit_code(run)
 
     return await _call(args, action)

@@ -476,3 +476,42 @@ def test_update_refuses_an_empty_metadata_key(emu: Emulator) -> None:
     assert result.returncode == 2
     assert "empty key" in result.stderr
     assert emu.retrieve(run)["metadata"] == {"keep": "me"}
+
+
+def test_stream_prints_the_reply_as_it_comes(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream THREAD --assistant ID prints the assistant's text and exits 0."""
+    from openai_runs.testing._streaming import DEFAULT_REPLY  # noqa: PLC0415
+
+    thread = emu.create_thread()
+    code, out, err = cli(capsys, "stream", thread, "--assistant", "asst_cli")
+    assert code == 0
+    assert out == DEFAULT_REPLY + "\n"
+    assert "completed" in err
+
+
+def test_stream_json_prints_one_event_per_line(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --json prints each event as one JSON line, in order."""
+    thread = emu.create_thread()
+    code, out, _ = cli(capsys, "stream", thread, "--assistant", "asst_cli", "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "thread.run.created"
+    assert events[0]["data"]["thread_id"] == thread
+    assert events[-1]["event"] == "thread.run.completed"
+    assert any(e["event"] == "thread.message.delta" for e in events)
+
+
+def test_stream_timeout_exits_7(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --timeout shorter than the run (a second) exits with the timeout code."""
+    thread = emu.create_thread()
+    code, _, err = cli(
+        capsys, "stream", thread, "--assistant", "asst_cli", "--timeout", "0.3"
+    )
+    assert code == 7
+    assert "did not end within" in err
