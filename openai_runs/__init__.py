@@ -19,6 +19,7 @@ from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
 from ._streaming import RunStream
+from ._threads import Messages, Threads
 from ._tools import ToolHandler, tool_registry
 from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
@@ -26,6 +27,7 @@ from .models import Run, RunStatus, RunStep
 
 __all__ = [
     "AsyncPager",
+    "Messages",
     "OpenAIRunsError",
     "PollPolicy",
     "Response",
@@ -39,6 +41,7 @@ __all__ = [
     "Runs",
     "RunsClient",
     "StreamEvent",
+    "Threads",
     "ToolHandler",
     "WatchResult",
     "WatchState",

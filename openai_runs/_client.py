@@ -18,13 +18,16 @@ import aiohttp
 import cattrs
 
 from . import __version__
-from ._converter import converter, request_converter
+from ._converter import client_converter, request_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
+from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retrying
 from ._streaming import RunStream
+from ._thread_lock import active_run, wait_idle
+from ._threads import Messages, Threads
 from ._tools import ToolHandler
 from ._validation import (
     FOUNDRY_RESPONSE_FORMATS,
@@ -198,6 +201,8 @@ class RunsClient:
         )
         self._answered = False
         self.runs = Runs(self)
+        self.messages = Messages(self)
+        self.threads = Threads(self, self.messages)
 
     @classmethod
     def azure(
@@ -480,7 +485,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return converter.structure(loads(raw), cls)
+        return client_converter.structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -765,6 +770,8 @@ class Runs:
         cancel_on_caller_cancel: bool = False,
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
+        rate_limit_restarts: int = 0,
+        rate_limit_backoff: float = 10.0,
     ) -> Run:
         """Start a run and watch it to its end.
 
@@ -804,9 +811,20 @@ class Runs:
             cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
             tool_handler: As for [poll][openai_runs.Runs.poll].
             cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
+            rate_limit_restarts: How many times to start a new run when one
+                ends ``failed`` with ``last_error.code`` ``rate_limit_exceeded``
+                (the model's token or request budget ran out while the run
+                worked: not a 429, which the client retries by itself). 0,
+                the default, returns that failed run. A restart does not send
+                *additional_messages* again: they are in the thread already.
+            rate_limit_backoff: Seconds before the first restart, doubled at
+                each one (at most eight times this), plus up to a tenth at
+                random; a wait the run's error names ("try again in 6.5s")
+                is used instead.
 
         Returns:
-            The final run the watch reports.
+            The final run the watch reports; with *rate_limit_restarts*, the
+            last run started.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -814,37 +832,50 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
-        run = await self.create(
-            thread_id,
-            assistant_id=assistant_id,
-            agent_id=agent_id,
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            include=include,
-        )
-        return await self.poll(
-            run.thread_id,
-            run.id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
+        first = True
+
+        async def attempt() -> Run:
+            nonlocal first
+            # A restart runs the same thread, which has these messages now.
+            messages, first = (additional_messages if first else None), False
+            run = await self.create(
+                thread_id,
+                assistant_id=assistant_id,
+                agent_id=agent_id,
+                model=model,
+                reasoning_effort=reasoning_effort,
+                instructions=instructions,
+                additional_instructions=additional_instructions,
+                additional_messages=messages,
+                tools=tools,
+                metadata=metadata,
+                temperature=temperature,
+                top_p=top_p,
+                max_prompt_tokens=max_prompt_tokens,
+                max_completion_tokens=max_completion_tokens,
+                truncation_strategy=truncation_strategy,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format,
+                include=include,
+            )
+            return await self.poll(
+                run.thread_id,
+                run.id,
+                timeout=timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                policy=policy,
+                on_status=on_status,
+                cancel_on_caller_cancel=cancel_on_caller_cancel,
+                tool_handler=tool_handler,
+                cancel_on_tool_error=cancel_on_tool_error,
+            )
+
+        if not rate_limit_restarts:
+            check_count("rate_limit_restarts", rate_limit_restarts)
+            return await attempt()
+        return await restart_rate_limited(
+            attempt, restarts=rate_limit_restarts, backoff=rate_limit_backoff
         )
 
     async def submit_tool_outputs_and_poll(
@@ -1389,6 +1420,74 @@ class Runs:
             )
 
         return AsyncPager(fetch, params)
+
+    async def active(self, thread_id: str) -> Run | None:
+        """Return the run that holds the thread's lock, or *None*.
+
+        A thread has at most one active run (``queued``, ``in_progress``,
+        ``requires_action``, ``cancelling``); while it has one, creating a
+        run or adding a message raises
+        [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]. A
+        status added after this version counts as active unless the run
+        carries a terminal timestamp.
+
+        Args:
+            thread_id: The thread.
+
+        Returns:
+            The active run, or *None* when the thread is free.
+
+        Raises:
+            InvalidRequestError: The id is empty or unsafe (nothing is sent).
+            NotFoundError: No such thread.
+        """
+        active, _ = await active_run(self, thread_id)
+        return active
+
+    async def wait_idle(
+        self,
+        thread_id: str,
+        *,
+        cancel: bool = False,
+        timeout: float | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Run | None:
+        """Wait until the thread has no active run; return its last run.
+
+        What to do on a [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]:
+        wait for the run that holds the thread (or cancel it, with
+        *cancel*), then add the message or start the run. A run in
+        ``requires_action`` ends only with tool outputs, a cancel or its
+        expiry (10 minutes): without *cancel* this waits for one of those.
+
+        ```python
+        try:
+            await client.messages.create(thread_id, content="Hello")
+        except ThreadLockedError:
+            await client.runs.wait_idle(thread_id, cancel=True, timeout=30)
+            await client.messages.create(thread_id, content="Hello")
+        ```
+
+        Args:
+            thread_id: The thread.
+            cancel: Cancel the active run first, and wait for it to end
+                (``cancelling`` is still active).
+            timeout: Seconds to wait in all; *None* waits as long as each
+                watch's own deadline (900 s).
+            policy: The poll policy of the watch.
+
+        Returns:
+            The thread's newest run, now ended, or *None* if it has no runs.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            WatchTimeoutError: The thread still had an active run at the
+                deadline; its ``run`` is that run.
+            NotFoundError: No such thread.
+        """
+        return await wait_idle(
+            self, thread_id, cancel=cancel, timeout=timeout, policy=policy
+        )
 
     async def submit_tool_outputs(
         self,

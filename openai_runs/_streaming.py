@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import attrs
+import cattrs
 
-from ._converter import converter, request_converter
+from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
-from ._sse import SSEError, iter_sse
+from ._sse import SSEDecoder, SSEError
 from ._tools import ToolHandler, serve_tool_calls
 from ._watcher import PollPolicy, RunWatcher
 from .exceptions import (
@@ -285,11 +286,21 @@ class RunStream:
         """
         response = self._response
         assert response is not None
-        events = iter_sse(response.content)
+        if response.content_type == "application/json":
+            # A server that does not stream answers the run itself: take it,
+            # and learn the rest by polling.
+            async for event in self._not_streamed(response):
+                yield event
+            raise _Dropped("the server answered JSON, not an event stream")
+        decoder = SSEDecoder()
+        chunks = response.content.iter_any()
         while True:
+            # One timeout per read of the socket, not per event: a read
+            # brings many events, and each timeout costs a timer handle.
             try:
                 async with asyncio.timeout(self._remaining()):
-                    sse = await anext(events)
+                    chunk = await anext(chunks)
+                batch = decoder.feed(chunk)
             except StopAsyncIteration:
                 raise _Dropped("the body ended before [DONE]") from None
             except TimeoutError:
@@ -300,14 +311,30 @@ class RunStream:
                 raise _Dropped(f"{type(exc).__name__}: {exc}") from None
             except SSEError as exc:
                 raise self._decode_error(str(exc), response) from None
-            if sse.is_done:
-                return
-            try:
-                event, payload = parse_event(sse.event, sse.data)
-            except EventDataError as exc:
-                raise self._decode_error(str(exc), response) from None
-            self._observe(event, payload)
-            yield event
+            for sse in batch:
+                if sse.is_done:
+                    return
+                try:
+                    event, payload = parse_event(sse.event, sse.data)
+                except EventDataError as exc:
+                    raise self._decode_error(str(exc), response) from None
+                self._observe(event, payload)
+                yield event
+
+    async def _not_streamed(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[StreamEvent]:
+        try:
+            raw = await response.read()
+            run = client_converter.structure(json.loads(raw), Run)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise _Dropped(f"{type(exc).__name__}: {exc}") from None
+        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+            raise self._decode_error(
+                f"a JSON answer that is not a run: {exc}", response
+            ) from None
+        name = "created" if self._run is None else str(run.status)
+        yield self._synthetic(f"thread.run.{name}", run)
 
     def _decode_error(
         self, problem: str, response: aiohttp.ClientResponse
@@ -397,17 +424,17 @@ class RunStream:
         remaining = self._remaining()
         if remaining <= 0:
             await self._on_deadline()
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=remaining,
-            cancel_on_timeout=self.cancel_on_timeout,
-            policy=self.policy,
-            # _produce cancels the run itself when the caller is cancelled.
-            tool_handler=self.tool_handler,
-            cancel_on_tool_error=self.cancel_on_tool_error,
-        )
+        # Only the options every version of RunWatcher takes: the caller's
+        # cancel is handled by _produce, which cancels the run itself.
+        options: dict[str, Any] = {
+            "timeout": remaining,
+            "cancel_on_timeout": self.cancel_on_timeout,
+            "policy": self.policy,
+            "tool_handler": self.tool_handler,
+        }
+        if not self.cancel_on_tool_error:
+            options["cancel_on_tool_error"] = False
+        watcher = RunWatcher(self._client, thread_id, run_id, **options)
         try:
             async for seen in watcher:
                 async for event in self._catch_up(seen):
@@ -482,7 +509,7 @@ class RunStream:
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
         """An event built from a polled object, observed like a streamed one."""
         event = StreamEvent(name, data)
-        self._observe(event, converter.unstructure(data))
+        self._observe(event, client_converter.unstructure(data))
         return event
 
 
@@ -505,7 +532,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
             )
     if not parts:
         return None
-    return converter.structure(
+    return client_converter.structure(
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )

@@ -53,6 +53,8 @@ __all__ = [
     "CodeOutputLogs",
     "ConnectedAgent",
     "ConnectedAgentTool",
+    "DeletedMessage",
+    "DeletedThread",
     "ErrorObject",
     "FileCitation",
     "FileCitationAnnotation",
@@ -1186,6 +1188,36 @@ class Thread:
 
 
 @attrs.frozen(kw_only=True)
+class DeletedThread:
+    """What deleting a thread answers.
+
+    Attributes:
+        id: The thread's id.
+        deleted: Whether the thread is gone.
+    """
+
+    id: str
+    object: str = "thread.deleted"
+    deleted: bool
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class DeletedMessage:
+    """What deleting a message answers.
+
+    Attributes:
+        id: The message's id.
+        deleted: Whether the message is gone.
+    """
+
+    id: str
+    object: str = "thread.message.deleted"
+    deleted: bool
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
 class FileCitation:
     """The file a citation quotes."""
 
@@ -1322,6 +1354,12 @@ class Message:
         return "".join(
             part.text.value for part in self.content if isinstance(part, TextPart)
         )
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal parts joined, or *None* when the model did not refuse."""
+        parts = [p.refusal for p in self.content if isinstance(p, RefusalPart)]
+        return "".join(parts) if parts else None
 
 
 # --- Stream deltas ------------------------------------------------------------

@@ -141,11 +141,33 @@ def _setup_pitfalls(emu: Emulator) -> dict[str, Any]:
     }
 
 
+def _setup_streaming(emu: Emulator) -> dict[str, Any]:
+    from openai_runs.models import FunctionDefinition, FunctionTool  # noqa: PLC0415
+
+    def get_weather(city: str = "Paris") -> str:
+        return f"sunny in {city}"
+
+    return {
+        "thread_id": emu.create_thread(),
+        "assistant_id": "asst_docs",
+        "get_weather": get_weather,
+        "TOOLS": [FunctionTool(function=FunctionDefinition(name="get_weather"))],
+    }
+
+
+def _setup_conversations(emu: Emulator) -> dict[str, Any]:
+    busy = emu.create_run(script=RunScript.endless())
+    return {"assistant_id": "asst_demo", "busy_thread_id": busy["thread_id"]}
+
+
 SETUPS: dict[str, Callable[[Emulator], dict[str, Any]]] = {
+    "docs/conversations.md": _setup_conversations,
     "docs/emulator.md": _setup_emulator_page,
+    "docs/from-openai-python.md": lambda _: {},
     "docs/errors.md": _setup_quickstart,
     "docs/pitfalls.md": _setup_pitfalls,
     "docs/quickstart.md": _setup_quickstart,
+    "docs/streaming.md": _setup_streaming,
     "docs/tools.md": _setup_tools,
     "docs/watching.md": _setup_watching,
 }

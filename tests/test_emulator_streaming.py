@@ -14,7 +14,7 @@ from _threads_spec import validator
 
 from openai_runs._sse import ServerSentEvent, iter_sse
 from openai_runs.testing import Emulator, ManualClock, RunScript
-from openai_runs.testing._streaming import DEFAULT_REPLY
+from openai_runs.testing._script import DEFAULT_REPLY
 
 Events = list[tuple[str, Any]]
 FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather"}}

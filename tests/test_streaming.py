@@ -20,6 +20,7 @@ from openai_runs import PollPolicy, Run, RunsClient, RunStep, RunStream, StreamE
 from openai_runs import exceptions as exc
 from openai_runs._sse import DEFAULT_MAX_LINE
 from openai_runs.models import (
+    ErrorObject,
     FunctionCall,
     FunctionDefinition,
     FunctionTool,
@@ -27,13 +28,14 @@ from openai_runs.models import (
     MessageCreationDetails,
     MessageDelta,
     RunStepDelta,
+    TextPartDelta,
     ThreadRequest,
     ToolCall,
     ToolCallsDetails,
     ToolOutput,
 )
 from openai_runs.testing import Emulator, RunScript
-from openai_runs.testing._streaming import DEFAULT_REPLY
+from openai_runs.testing._script import DEFAULT_REPLY
 
 WEATHER = FunctionTool(function=FunctionDefinition(name="get_weather"))
 FAST = PollPolicy(initial=0.02, maximum=0.05, jitter=0.0, cancel_grace=2.0)
@@ -348,6 +350,16 @@ def test_cut_stream_falls_back_to_polling() -> None:
     # The message step made meanwhile is reported, and its snapshot is final.
     steps = stream.snapshots.steps()
     assert [s.status for s in steps] == ["completed"]
+    # The reply, never streamed, comes from the thread's messages: whole.
+    texts = [
+        part.text.value
+        for event in events
+        if isinstance(event.data, MessageDelta)
+        for part in event.data.delta.content or ()
+        if isinstance(part, TextPartDelta) and part.text
+    ]
+    assert "".join(t or "" for t in texts) == DEFAULT_REPLY
+    assert [m.text for m in stream.snapshots.messages()] == [DEFAULT_REPLY]
 
 
 def test_tool_loop_survives_a_cut_stream() -> None:
@@ -549,3 +561,192 @@ def test_docs_web_app_relays_text_deltas() -> None:
     assert status == 200
     assert b"".join(pieces).decode() == DEFAULT_REPLY + "\n[completed]\n"
     assert len(pieces) > 3  # the words came as they were written, not at the end
+
+
+# --- After a drop, against a server that lists messages ----------------------------
+
+
+def message_payload(text: str, status: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "object": "thread.message",
+        "created_at": 1,
+        "thread_id": "thread_1",
+        "status": status,
+        "incomplete_details": None,
+        "completed_at": 2 if status == "completed" else None,
+        "incomplete_at": None,
+        "role": "assistant",
+        "content": (
+            [{"type": "text", "text": {"value": text, "annotations": []}}]
+            if text
+            else []
+        ),
+        "assistant_id": "asst_1",
+        "run_id": "run_1",
+        "attachments": [],
+        "metadata": {},
+    }
+
+
+def sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def dropping_server(
+    *chunks: bytes,
+    messages: list[dict[str, Any]] | None,
+    answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None,
+) -> Any:
+    """A server whose stream ends after *chunks* without [DONE]; polls say completed."""
+
+    async def create(request: web.Request) -> web.StreamResponse:
+        if answer is not None:
+            return await answer(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        return response  # no [DONE]: the stream ended early
+
+    async def retrieve(_: web.Request) -> web.Response:
+        run = json.loads(run_event("completed").split(b"data: ", 1)[1])
+        return web.json_response(run)
+
+    async def steps(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [],
+                "first_id": None,
+                "last_id": None,
+                "has_more": False,
+            }
+        )
+
+    async def list_messages(request: web.Request) -> web.Response:
+        assert request.query["run_id"] == "run_1"
+        data = messages or []
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": None,
+                "last_id": None,
+                "has_more": False,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/threads/{thread_id}/runs", create)
+    app.router.add_get("/v1/threads/{thread_id}/runs/{run_id}", retrieve)
+    app.router.add_get("/v1/threads/{thread_id}/runs/{run_id}/steps", steps)
+    if messages is not None:
+        app.router.add_get("/v1/threads/{thread_id}/messages", list_messages)
+    return app
+
+
+def read_dropped(
+    app: web.Application,
+) -> tuple[list[StreamEvent], list[str], RunStream]:
+    async def main() -> tuple[list[StreamEvent], list[str], RunStream]:
+        async with TestServer(app) as server:
+            url = str(server.make_url("/v1"))
+            async with RunsClient(api_key="sk-test", base_url=url) as client:
+                stream = client.runs.stream(
+                    "thread_1", assistant_id="asst_1", policy=FAST
+                )
+                events: list[StreamEvent] = []
+                texts: list[str] = []
+                async with stream:
+                    async for event in stream:
+                        events.append(event)
+                        if isinstance(event.data, MessageDelta):
+                            for part in event.data.delta.content or ():
+                                texts.append(part.text.value)  # type: ignore[union-attr]
+                return events, texts, stream
+
+    return asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_drop_mid_message_catches_up_the_text() -> None:
+    """After a drop, the rest of a half-streamed message comes as one delta, then completed."""
+    half = {
+        "id": "msg_1",
+        "object": "thread.message.delta",
+        "delta": {"content": [{"index": 0, "type": "text", "text": {"value": "Hel"}}]},
+    }
+    app = dropping_server(
+        run_event("created"),
+        sse("thread.message.created", message_payload("", "in_progress")),
+        sse("thread.message.delta", half),
+        messages=[message_payload("Hello world", "completed")],
+    )
+    events, texts, stream = read_dropped(app)
+    assert "".join(texts) == "Hello world"
+    assert names(events)[-3:] == [
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.completed",
+    ]
+    (message,) = stream.snapshots.messages()
+    assert message.text == "Hello world"
+    assert stream.reconnects == 1
+
+
+def test_drop_before_a_message_shows_it_whole() -> None:
+    """A message the stream never showed comes as created (empty), one delta, completed."""
+    app = dropping_server(
+        run_event("created"), messages=[message_payload("All of it.", "completed")]
+    )
+    events, texts, _ = read_dropped(app)
+    assert texts == ["All of it."]
+    created = next(e for e in events if e.event == "thread.message.created")
+    assert isinstance(created.data, Message)
+    assert created.data.content == []
+
+
+def test_error_event_then_drop_still_ends_with_the_run() -> None:
+    """An error event is yielded; the stream that then breaks polls to the terminal run."""
+    error = {"type": "server_error", "message": "boom", "param": None, "code": None}
+    app = dropping_server(run_event("created"), sse("error", error), messages=None)
+    events, _, stream = read_dropped(app)
+    assert names(events) == ["thread.run.created", "error", "thread.run.completed"]
+    assert events[1].data == ErrorObject(type="server_error", message="boom")
+    assert stream.current_run is not None
+    assert stream.current_run.status == "completed"
+
+
+def test_scripted_reply_is_streamed_and_left_on_the_thread() -> None:
+    """The streamed message is the one the thread keeps: same id, same text."""
+    reply = "Paris is sunny today, 21 degrees."
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = await new_thread(client)
+        async with client.runs.stream(thread_id, assistant_id="asst_1") as stream:
+            text = "".join([piece async for piece in stream.text_deltas()])
+            (streamed,) = await stream.final_messages()
+        page = await client.messages.list(thread_id)
+        return text, streamed, page.data
+
+    text, streamed, kept = serve(
+        body, default_script=RunScript.completed(0.2, reply=reply)
+    )
+    assert text == reply
+    assert [(m.id, m.text) for m in kept if m.role == "assistant"] == [
+        (streamed.id, reply)
+    ]
+
+
+def test_server_that_answers_json_is_polled() -> None:
+    """A server that ignores stream: true and answers the run as JSON is polled to the end."""
+
+    async def create(_: web.Request) -> web.StreamResponse:
+        run = json.loads(run_event("queued").split(b"data: ", 1)[1])
+        return web.json_response(run)
+
+    app = dropping_server(messages=None, answer=create)
+    events, _, stream = read_dropped(app)
+    assert names(events) == ["thread.run.created", "thread.run.completed"]
+    assert stream.current_run is not None
+    assert stream.current_run.status == "completed"

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
+from ._conversation import CONVERSATIONS, Conversations, routes
 from ._foundry import mount_foundry
 from ._schema import check_body
 from ._script import Fault, RunScript, converter
@@ -95,10 +96,12 @@ def build_app(
             web.get("/threads/{thread_id}/runs/{run_id}/steps", _list_steps),
             web.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", _get_step),
             web.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", _submit),
+            *routes(),
         ]
     )
     app = web.Application(middlewares=[_error_middleware])
     app[STATE] = state
+    app[CONVERSATIONS] = Conversations(state)
     app[ACCESS] = access
     app.add_routes(
         [
@@ -353,16 +356,23 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 
 async def _create_thread(request: web.Request) -> web.Response:
-    body = await _body(request, "CreateThreadRequest")
-    state = request.config_dict[STATE]
-    return web.json_response(state.create_thread(body.get("metadata")))
+    # createThread's body is optional: its curl example sends `-d ''`.
+    body = await _body(request, "CreateThreadRequest") if request.body_exists else {}
+    conversations = request.config_dict[CONVERSATIONS]
+    return web.json_response(conversations.create_thread(body))
 
 
 async def _create_run(request: web.Request) -> web.StreamResponse:
     _wants_content(request)
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateRunRequest")
-    run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    fields = run_fields(body)
+    thread_id = request.match_info["thread_id"]
+    with state.lock:
+        conversations.check_run_allowed(thread_id)
+        conversations.add_messages(thread_id, body.get("additional_messages"))
+        run = state.create_run(thread_id, fields)
     if body.get("stream"):
         return await stream_run(
             request, state, run, RunView(), opening=created_events(run)
@@ -372,11 +382,13 @@ async def _create_run(request: web.Request) -> web.StreamResponse:
 
 async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
     fields = run_fields(body)
-    created = state.create_thread(thread.get("metadata"))
-    run = state.create_run(created["id"], fields)
+    with state.lock:
+        created = conversations.create_thread(thread)
+        run = state.create_run(created["id"], fields)
     if body.get("stream"):
         opening = created_events(run, created)
         return await stream_run(request, state, run, RunView(), opening=opening)

@@ -207,6 +207,8 @@ class Run:
         self._events: list[tuple[float, int, Callable[[float], None]]] = []
         self._tools_run = False
         self._waiting: _Step | None = None
+        # Called once when the run ends: the thread appends the reply.
+        self.on_end: Callable[[Run, float], None] | None = None
         self._enter(0, now)
 
     # -- the lifecycle ------------------------------------------------------
@@ -309,6 +311,9 @@ class Run:
         for step in self.steps:
             if step.status == "in_progress":
                 self._finish(step, _STEP_END[status], now)
+        if self.on_end is not None:
+            on_end, self.on_end = self.on_end, None
+            on_end(self, now)
 
     def _plan_steps(self, index: int, now: float, seconds: float | None) -> None:
         # Steps spread evenly over the phase; the last one is still in
@@ -553,6 +558,8 @@ class _Thread:
     metadata: dict[str, str]
     runs: list[Run] = attrs.Factory(list)
     positions: dict[str, int] = attrs.Factory(dict)
+    messages: list[JSON] = attrs.Factory(list)
+    tool_resources: JSON = attrs.Factory(dict)
 
 
 @attrs.define
@@ -636,6 +643,8 @@ class EmulatorState:
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
         self._faults: list[_ActiveFault] = []
+        # Called as each run ends (the conversation appends the reply).
+        self.on_run_end: Callable[[Run, float], None] | None = None
         # Fault draws must be reproducible, not secret.
         self._random = random.Random(seed)  # noqa: S311
 
@@ -677,6 +686,11 @@ class EmulatorState:
             thread.positions[run.id] = len(thread.runs)
             thread.runs.append(run)
             self.runs[run.id] = run
+            if self.on_run_end is not None:
+                run.on_end = self.on_run_end
+                if run.status in TERMINAL:  # a script that ends at once
+                    run.on_end = None
+                    self.on_run_end(run, self.clock.now())
             return run
 
     def _script_for(self, fields: JSON) -> RunScript:
@@ -856,7 +870,7 @@ def _thread_json(thread: _Thread) -> JSON:
         "object": "thread",
         "created_at": thread.created_at,
         "metadata": thread.metadata,
-        "tool_resources": {},
+        "tool_resources": thread.tool_resources,
     }
 
 
