@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import attrs
+import cattrs
 
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
@@ -285,6 +286,12 @@ class RunStream:
         """
         response = self._response
         assert response is not None
+        if response.content_type == "application/json":
+            # A server that does not stream answers the run itself: take it,
+            # and learn the rest by polling.
+            async for event in self._not_streamed(response):
+                yield event
+            raise _Dropped("the server answered JSON, not an event stream")
         decoder = SSEDecoder()
         chunks = response.content.iter_any()
         while True:
@@ -313,6 +320,21 @@ class RunStream:
                     raise self._decode_error(str(exc), response) from None
                 self._observe(event, payload)
                 yield event
+
+    async def _not_streamed(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[StreamEvent]:
+        try:
+            raw = await response.read()
+            run = client_converter.structure(json.loads(raw), Run)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise _Dropped(f"{type(exc).__name__}: {exc}") from None
+        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+            raise self._decode_error(
+                f"a JSON answer that is not a run: {exc}", response
+            ) from None
+        name = "created" if self._run is None else str(run.status)
+        yield self._synthetic(f"thread.run.{name}", run)
 
     def _decode_error(
         self, problem: str, response: aiohttp.ClientResponse
@@ -402,17 +424,17 @@ class RunStream:
         remaining = self._remaining()
         if remaining <= 0:
             await self._on_deadline()
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=remaining,
-            cancel_on_timeout=self.cancel_on_timeout,
-            policy=self.policy,
-            # _produce cancels the run itself when the caller is cancelled.
-            tool_handler=self.tool_handler,
-            cancel_on_tool_error=self.cancel_on_tool_error,
-        )
+        # Only the options every version of RunWatcher takes: the caller's
+        # cancel is handled by _produce, which cancels the run itself.
+        options: dict[str, Any] = {
+            "timeout": remaining,
+            "cancel_on_timeout": self.cancel_on_timeout,
+            "policy": self.policy,
+            "tool_handler": self.tool_handler,
+        }
+        if not self.cancel_on_tool_error:
+            options["cancel_on_tool_error"] = False
+        watcher = RunWatcher(self._client, thread_id, run_id, **options)
         try:
             async for seen in watcher:
                 async for event in self._catch_up(seen):
