@@ -16,6 +16,7 @@ from openai_runs.testing._schema import unknown_keywords
 RUN = validator("RunObject")
 BASE = {"assistant_id": "asst_1"}
 FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
+CLOCK = {"type": "function", "function": {"name": "get_time"}}
 # CreateRunRequest fields that CreateThreadAndRunRequest lacks.
 RUN_ONLY = {"reasoning_effort", "additional_instructions", "additional_messages"}
 REQUEST_SCHEMAS = [
@@ -387,5 +388,189 @@ def test_file_ids_look_like_the_apis() -> None:
             ]
             assert ids
             assert all(i.startswith("file-") for i in ids)
+
+    run(main())
+
+
+# -- 2. tool outputs ----------------------------------------------------------
+
+
+async def _waiting_run(api: Any, emu: Any, **body: Any) -> tuple[Any, list[str]]:
+    """Create a run with two function tools and wait until it asks for outputs."""
+    body.setdefault("tools", [FUNCTION, CLOCK])
+    r = await api.create(**body)
+    emu.clock.advance(1)
+    r = await api.get(r)
+    assert r["status"] == "requires_action"
+    calls = r["required_action"]["submit_tool_outputs"]["tool_calls"]
+    return r, [call["id"] for call in calls]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "param", "code"),
+    [
+        ([{"tool_call_id": "A", "output": {"temp": 20}}, {"tool_call_id": "B",
+          "output": "x"}], "tool_outputs[0].output", "invalid_type"),
+        ([{"tool_call_id": "A"}, {"tool_call_id": "B", "output": "x"}],
+         "tool_outputs[0].output", "missing_required_parameter"),
+        ([{"output": "x"}], "tool_outputs[0].tool_call_id",
+         "missing_required_parameter"),
+        ([{"tool_call_id": "A", "output": "x"}, {"tool_call_id": "A", "output": "y"}],
+         "tool_outputs[1].tool_call_id", "invalid_value"),
+        ([{"tool_call_id": "A", "output": "x" * 512_001}, {"tool_call_id": "B",
+          "output": "x"}], "tool_outputs[0].output", "string_above_max_length"),
+    ],
+)  # fmt: skip
+def test_bad_tool_outputs_are_refused(
+    outputs: list[dict[str, Any]], param: str, code: str
+) -> None:
+    """Non-string, missing, duplicate or oversized outputs are 400s; the run still waits."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            r, (a, b) = await _waiting_run(api, emu)
+            for output in outputs:
+                output["tool_call_id"] = {"A": a, "B": b}.get(
+                    output.get("tool_call_id", ""), output.get("tool_call_id")
+                )
+                if output["tool_call_id"] is None:
+                    del output["tool_call_id"]
+            path = f"/threads/{r['thread_id']}/runs/{r['id']}/submit_tool_outputs"
+            body = {"tool_outputs": outputs}
+            error = (await api.call("POST", path, json=body, status=400))["error"]
+            assert (error["param"], error["code"]) == (param, code)
+            assert (await api.get(r))["status"] == "requires_action"
+
+    run(main())
+
+
+def test_official_client_submitting_a_dict_output_gets_a_400() -> None:
+    """openai's submit_tool_outputs with a dict output raises BadRequestError."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with (
+            emulated() as (emu, api),
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key=emu.api_key, max_retries=0
+            ) as client,
+        ):
+            r, ids = await _waiting_run(api, emu, tools=[FUNCTION])
+            with pytest.raises(openai.BadRequestError) as caught:
+                await client.beta.threads.runs.submit_tool_outputs(
+                    r["id"],
+                    thread_id=r["thread_id"],
+                    tool_outputs=[{"tool_call_id": ids[0], "output": {"temp": 20}}],  # type: ignore[typeddict-item]
+                )
+            assert caught.value.param == "tool_outputs[0].output"
+            done = await client.beta.threads.runs.submit_tool_outputs(
+                r["id"],
+                thread_id=r["thread_id"],
+                tool_outputs=[{"tool_call_id": ids[0], "output": '{"temp": 20}'}],
+            )
+            assert done.status == "queued"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())
+
+
+# -- 3. tool_choice and parallel_tool_calls -----------------------------------
+
+
+def _names(r: Any) -> list[str]:
+    calls = r["required_action"]["submit_tool_outputs"]["tool_calls"]
+    return [call["function"]["name"] for call in calls]
+
+
+async def _submit(api: Any, r: Any) -> Any:
+    calls = r["required_action"]["submit_tool_outputs"]["tool_calls"]
+    path = f"/threads/{r['thread_id']}/runs/{r['id']}/submit_tool_outputs"
+    outputs = [{"tool_call_id": call["id"], "output": "ok"} for call in calls]
+    return await api.call("POST", path, json={"tool_outputs": outputs})
+
+
+def test_tool_choice_none_calls_no_function() -> None:
+    """With tool_choice "none" a run with function tools completes without asking."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            r = await api.create(tools=[FUNCTION, CLOCK], tool_choice="none")
+            seen = set()
+            for _ in range(6):
+                emu.clock.advance(0.5)
+                seen.add((await api.get(r))["status"])
+            assert "requires_action" not in seen
+            assert (await api.get(r))["status"] == "completed"
+
+    run(main())
+
+
+def test_parallel_tool_calls_false_asks_one_call_at_a_time() -> None:
+    """Without parallel tool calls each requires_action asks for one call."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            r = await api.create(tools=[FUNCTION, CLOCK], parallel_tool_calls=False)
+            emu.clock.advance(1)
+            first = await api.get(r)
+            assert _names(first) == ["get_weather"]
+            second = await _submit(api, first)
+            assert second["status"] == "requires_action"
+            assert _names(second) == ["get_time"]
+            assert (await _submit(api, second))["status"] == "queued"
+            emu.clock.advance(1)
+            assert (await api.get(r))["status"] == "completed"
+            steps = await api.steps(r, order="asc")
+            calls = [
+                [c["function"]["name"] for c in s["step_details"]["tool_calls"]]
+                for s in steps["data"]
+                if s["step_details"]["type"] == "tool_calls"
+            ]
+            assert calls == [["get_weather"], ["get_time"]]
+
+    run(main())
+
+
+def test_parallel_tool_calls_by_default_asks_for_all_at_once() -> None:
+    """By default every function tool is asked for in one requires_action."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            r = await api.create(tools=[FUNCTION, CLOCK])
+            emu.clock.advance(1)
+            assert _names(await api.get(r)) == ["get_weather", "get_time"]
+
+    run(main())
+
+
+def test_a_forced_function_is_the_only_one_called() -> None:
+    """A tool_choice naming a function asks for that function alone."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            choice = {"type": "function", "function": {"name": "get_time"}}
+            r = await api.create(tools=[FUNCTION, CLOCK], tool_choice=choice)
+            emu.clock.advance(1)
+            assert _names(await api.get(r)) == ["get_time"]
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"type": "function", "function": {"name": "get_stock"}},
+        {"type": "file_search"},
+    ],
+)
+def test_forcing_a_tool_the_run_lacks_is_a_400(choice: dict[str, Any]) -> None:
+    """tool_choice must name a tool the run has."""
+
+    async def main() -> None:
+        async with emulated() as (_, api):
+            body = {**BASE, "tools": [FUNCTION], "tool_choice": choice}
+            error = await api.call("POST", "/threads/runs", json=body, status=400)
+            assert error["error"]["param"] == "tool_choice"
 
     run(main())

@@ -261,7 +261,7 @@ def run_fields(body: JSON) -> JSON:
         if text
     )
     truncation = body.get("truncation_strategy") or {"type": "auto"}
-    return {
+    fields = {
         "assistant_id": body["assistant_id"],
         "model": body.get("model") or "gpt-4o",
         # RunObject types `instructions` as a string; the API reference's
@@ -283,6 +283,36 @@ def run_fields(body: JSON) -> JSON:
         "parallel_tool_calls": _or(body.get("parallel_tool_calls"), True),
         "response_format": body.get("response_format") or "auto",
     }
+    _check_tool_choice(fields)
+    return fields
+
+
+def _check_tool_choice(fields: JSON) -> None:
+    # A forced tool must be one the run has; the spec cannot say so.
+    choice = fields["tool_choice"]
+    if not isinstance(choice, dict):
+        return
+    kind = choice["type"]
+    tools = fields["tools"]
+    if kind == "function":
+        name = choice["function"]["name"]
+        if not any(
+            t["type"] == "function" and t["function"]["name"] == name for t in tools
+        ):
+            raise ApiError(
+                400,
+                f"Invalid value for 'tool_choice': no function named '{name}' in "
+                "the run's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif not any(t["type"] == kind for t in tools):
+        raise ApiError(
+            400,
+            f"Invalid value for 'tool_choice': no '{kind}' tool in the run's tools.",
+            param="tool_choice",
+            code="invalid_value",
+        )
 
 
 def _or(value: Any, default: Any) -> Any:
