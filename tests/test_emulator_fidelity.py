@@ -11,6 +11,7 @@ from _spec import SPEC_PATH, validator
 from test_emulator import emulated, run
 
 import openai_runs.testing
+from openai_runs.testing import Fault, RateLimit
 from openai_runs.testing._schema import unknown_keywords
 
 RUN = validator("RunObject")
@@ -574,3 +575,209 @@ def test_forcing_a_tool_the_run_lacks_is_a_400(choice: dict[str, Any]) -> None:
             assert error["error"]["param"] == "tool_choice"
 
     run(main())
+
+
+# -- 6. faults that imitate real failures -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preset", "status", "kind", "code"),
+    [
+        ("rate_limit_exceeded", 429, "requests", "rate_limit_exceeded"),
+        ("tokens_rate_limit_exceeded", 429, "tokens", "rate_limit_exceeded"),
+        ("insufficient_quota", 429, "insufficient_quota", "insufficient_quota"),
+        ("invalid_api_key", 401, "invalid_request_error", "invalid_api_key"),
+        ("permission_denied", 403, "invalid_request_error", None),
+        ("server_error", 500, "server_error", None),
+        ("overloaded", 503, "server_error", None),
+    ],
+)
+def test_fault_presets_answer_like_the_api(
+    preset: str, status: int, kind: str, code: str | None
+) -> None:
+    """Each preset answers the live API's status, type and code."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            emu.inject(Fault.preset(preset, times=1))  # type: ignore[arg-type]
+            error = await api.call("GET", "/threads/thread_1/runs", status=status)
+            assert (error["error"]["type"], error["error"]["code"]) == (kind, code)
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(400, "invalid_request_error"), (401, "invalid_request_error"),
+     (404, "invalid_request_error"), (409, "invalid_request_error"),
+     (500, "server_error"), (504, "server_error")],
+)  # fmt: skip
+def test_injected_client_errors_are_not_server_errors(status: int, kind: str) -> None:
+    """A bare 4xx fault carries invalid_request_error, a 5xx server_error."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            emu.inject(Fault(status=status, times=1))
+            error = await api.call("GET", "/threads/thread_1/runs", status=status)
+            assert error["error"]["type"] == kind
+
+    run(main())
+
+
+def test_a_fault_sets_type_code_message_and_headers() -> None:
+    """Every part of the error can be chosen, and headers ride on any answer."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            emu.inject(
+                Fault(
+                    status=400,
+                    type="invalid_request_error",
+                    code="",
+                    message="Thread is locked.",
+                    headers={"x-should-retry": "false"},
+                    times=1,
+                )
+            )
+            error = await api.call("POST", "/threads", json={}, status=400)
+            assert error["error"] == {
+                "message": "Thread is locked.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+            assert api.last.headers["x-should-retry"] == "false"
+            emu.inject(Fault(headers={"openai-processing-ms": "7"}, times=1))
+            await api.call("POST", "/threads", json={})
+            assert api.last.headers["openai-processing-ms"] == "7"
+
+    run(main())
+
+
+def test_insufficient_quota_is_not_retried_by_the_official_client() -> None:
+    """openai raises RateLimitError with the type and code insufficient_quota."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with (
+            emulated() as (emu, _),
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key=emu.api_key, max_retries=0
+            ) as client,
+        ):
+            r = emu.create_run()
+            emu.inject(Fault.preset("insufficient_quota", times=1))
+            with pytest.raises(openai.RateLimitError) as caught:
+                await client.beta.threads.runs.retrieve(
+                    r["id"], thread_id=r["thread_id"]
+                )
+            assert caught.value.code == "insufficient_quota"
+            assert caught.value.type == "insufficient_quota"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())
+
+
+def test_sdk_does_not_retry_an_injected_insufficient_quota() -> None:
+    """openai_runs raises InsufficientQuotaError at once: one request, no retry."""
+    from openai_runs import RunsClient
+    from openai_runs.exceptions import InsufficientQuotaError
+
+    async def main() -> None:
+        async with emulated() as (emu, _):
+            r = emu.create_run()
+            emu.inject(Fault.preset("insufficient_quota"))
+            before = emu.counts.total
+            async with RunsClient(api_key=emu.api_key, base_url=emu.url) as client:
+                with pytest.raises(InsufficientQuotaError):
+                    await client.runs.retrieve(r["thread_id"], r["id"])
+            assert emu.counts.total - before == 1
+
+    run(main())
+
+
+def test_control_channel_takes_a_preset() -> None:
+    """POST /_emulator/faults {"preset": ...} adds the preset with the given changes."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            root = emu.url.removesuffix("/v1")
+            async with api.session.post(
+                root + "/_emulator/faults",
+                json={"preset": "insufficient_quota", "times": 2},
+            ) as response:
+                faults = (await response.json())["faults"]
+            assert faults[0]["type"] == "insufficient_quota"
+            assert faults[0]["times"] == 2
+            async with api.session.post(
+                root + "/_emulator/faults", json={"preset": "nope"}
+            ) as response:
+                assert response.status == 400
+            for _ in range(2):
+                await api.call("GET", "/threads/thread_1/runs", status=429)
+
+    run(main())
+
+
+# -- 7. x-ratelimit-* headers -------------------------------------------------
+
+
+def test_every_answer_reports_the_rate_limit() -> None:
+    """x-ratelimit-limit/remaining/reset-requests come with answers and errors."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            r = await api.create()
+            first = api.last.headers
+            assert first["x-ratelimit-limit-requests"] == "10000"
+            assert first["x-ratelimit-remaining-requests"] == "9999"
+            assert first["x-ratelimit-reset-requests"] == "6ms"
+            await api.get(r)
+            assert api.last.headers["x-ratelimit-remaining-requests"] == "9998"
+            await api.call("GET", "/threads/thread_x/runs", status=404)
+            assert api.last.headers["x-ratelimit-remaining-requests"] == "9997"
+            emu.clock.advance(60)  # type: ignore[attr-defined]
+            await api.get(r)
+            assert api.last.headers["x-ratelimit-remaining-requests"] == "9999"
+
+    run(main())
+
+
+def test_an_enforced_rate_limit_answers_429_and_refills_with_the_clock() -> None:
+    """Past the limit a key gets 429 rate_limit_exceeded with Retry-After, until it refills."""
+
+    async def main() -> None:
+        async with emulated(rate_limit=RateLimit(requests=3, per=1.0)) as (emu, api):
+            for left in ("2", "1", "0"):
+                await api.call("GET", "/threads/thread_1/runs", status=404)
+                assert api.last.headers["x-ratelimit-remaining-requests"] == left
+            error = await api.call("GET", "/threads/thread_1/runs", status=429)
+            assert error["error"]["code"] == "rate_limit_exceeded"
+            assert api.last.headers["Retry-After"] == "1"
+            assert api.last.headers["retry-after-ms"] == "334"
+            assert api.last.headers["x-ratelimit-reset-requests"] == "1s"
+            emu.clock.advance(0.34)  # type: ignore[attr-defined]
+            await api.call("GET", "/threads/thread_1/runs", status=404)
+
+    run(main())
+
+
+def test_official_client_reads_the_rate_limit_headers() -> None:
+    """The headers reach openai's raw response."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with (
+            emulated() as (emu, _),
+            openai.AsyncOpenAI(base_url=emu.url, api_key=emu.api_key) as client,
+        ):
+            r = emu.create_run()
+            raw = await client.beta.threads.runs.with_raw_response.retrieve(
+                r["id"], thread_id=r["thread_id"]
+            )
+            assert int(raw.headers["x-ratelimit-remaining-requests"]) < 10_000
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())

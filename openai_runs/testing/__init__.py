@@ -14,6 +14,7 @@ an `emulator` fixture. See docs/emulator.md.
 
 from ._clock import Clock, ManualClock, SystemClock
 from ._emulator import Emulator, run_server, serve
+from ._ratelimit import RateLimit
 from ._script import Fault, FunctionCall, Phase, RunScript
 from ._state import ApiError, RequestCounts
 
@@ -25,6 +26,7 @@ __all__ = [
     "FunctionCall",
     "ManualClock",
     "Phase",
+    "RateLimit",
     "RequestCounts",
     "RunScript",
     "SystemClock",

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import attrs
 
 from ._clock import Clock
+from ._ratelimit import RateLimit, RateLimiter
 from ._script import TERMINAL, Fault, FunctionCall, Phase, RunScript
 
 JSON = dict[str, Any]
@@ -652,6 +653,8 @@ class EmulatorState:
         self.expires_after = expires_after
         self.poll_after_ms = poll_after_ms
         self.counts = RequestCounts()
+        # Reported in x-ratelimit-* headers; enforced only when asked for.
+        self.rate_limiter = RateLimiter(RateLimit(enforce=False))
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
