@@ -11,6 +11,8 @@ from _spec import SPEC_PATH, validator
 from test_emulator import emulated, run
 
 import openai_runs.testing
+from openai_runs import RunsClient
+from openai_runs.exceptions import InsufficientQuotaError
 from openai_runs.testing import Fault, RateLimit
 from openai_runs.testing._schema import unknown_keywords
 
@@ -681,8 +683,6 @@ def test_insufficient_quota_is_not_retried_by_the_official_client() -> None:
 
 def test_sdk_does_not_retry_an_injected_insufficient_quota() -> None:
     """openai_runs raises InsufficientQuotaError at once: one request, no retry."""
-    from openai_runs import RunsClient
-    from openai_runs.exceptions import InsufficientQuotaError
 
     async def main() -> None:
         async with emulated() as (emu, _):
