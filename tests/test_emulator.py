@@ -463,7 +463,7 @@ def test_metadata_limits(metadata: Any, param: str) -> None:
         ({"assistant_id": "a", "colour": "red"}, "Unrecognized request argument"),
         ({}, "Missing required parameter: 'assistant_id'."),
         ({"assistant_id": 1}, "Invalid type for 'assistant_id'"),
-        ({"assistant_id": "a", "stream": True}, "does not stream"),
+        ({"assistant_id": "a", "stream": "yes"}, "Invalid type for 'stream'"),
         ({"assistant_id": "a", "temperature": 3}, "Invalid 'temperature'"),
         ({"assistant_id": "a", "top_p": "high"}, "Invalid type for 'top_p'"),
         ({"assistant_id": "a", "max_prompt_tokens": 10}, "Invalid 'max_prompt"),

@@ -28,6 +28,7 @@ from ._state import (
     EmulatorState,
     new_id,
 )
+from ._streaming import RunView, created_events, stream_run
 
 STATE = web.AppKey("state", EmulatorState)
 _T = TypeVar("_T")
@@ -270,8 +271,6 @@ def run_fields(body: JSON) -> JSON:
     Raises:
         ApiError: 400 if the body asks for what the emulator cannot do.
     """
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
     instructions = "\n".join(
         text
         for text in (body.get("instructions"), body.get("additional_instructions"))
@@ -392,21 +391,29 @@ async def _create_thread(request: web.Request) -> web.Response:
     return web.json_response(state.create_thread(body.get("metadata")))
 
 
-async def _create_run(request: web.Request) -> web.Response:
+async def _create_run(request: web.Request) -> web.StreamResponse:
     _wants_content(request)
     state = request.config_dict[STATE]
     body = await _body(request, "CreateRunRequest")
     run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    if body.get("stream"):
+        return await stream_run(
+            request, state, run, RunView(), opening=created_events(run)
+        )
     return _run_response(state, run.to_json())
 
 
-async def _create_thread_and_run(request: web.Request) -> web.Response:
+async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
     fields = run_fields(body)
-    thread_id = state.create_thread(thread.get("metadata"))["id"]
-    return _run_response(state, state.create_run(thread_id, fields).to_json())
+    created = state.create_thread(thread.get("metadata"))
+    run = state.create_run(created["id"], fields)
+    if body.get("stream"):
+        opening = created_events(run, created)
+        return await stream_run(request, state, run, RunView(), opening=opening)
+    return _run_response(state, run.to_json())
 
 
 async def _list_runs(request: web.Request) -> web.Response:
@@ -435,13 +442,17 @@ async def _cancel_run(request: web.Request) -> web.Response:
     return _run_response(state, state.cancel(info["thread_id"], info["run_id"]))
 
 
-async def _submit(request: web.Request) -> web.Response:
+async def _submit(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     body = await _body(request, "SubmitToolOutputsRunRequest")
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
     given = {o["tool_call_id"]: o["output"] for o in body["tool_outputs"]}
     info = request.match_info
+    if body.get("stream"):
+        with state.lock:
+            run = state.run(info["thread_id"], info["run_id"])
+            view = RunView.of(run)
+            state.submit(info["thread_id"], info["run_id"], given)
+        return await stream_run(request, state, run, view)
     return _run_response(state, state.submit(info["thread_id"], info["run_id"], given))
 
 
