@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -19,6 +20,7 @@ from .exceptions import (
     APITimeoutError,
     InvalidRequestError,
     OpenAIRunsError,
+    ResponseTooLargeError,
 )
 
 __all__ = ["Response", "Transport"]
@@ -30,6 +32,22 @@ T = TypeVar("T")
 # A segment of only these characters is its own percent-encoding: the ids of
 # every API object are, so most requests skip urllib's quote.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+# ASCII digits only: int() also takes "+5", "1_000", " 5 " and other scripts'
+# digits. Nine digits is more than a day (MAX_POLL_AFTER_MS) already.
+_POLL_AFTER = re.compile(r"[0-9]{1,9}")
+MAX_POLL_AFTER_MS: Final = 86_400_000
+
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""The longest response body read by default: 16 MiB, after decompression.
+
+A run is a few KB and a page of 100 steps with file search content a few
+hundred; the cap is there so a hostile answer (a gzip bomb: 255 KiB that
+inflate to hundreds of MiB) cannot fill the memory.
+"""
+
+_CHUNK = 64 * 1024
 
 
 def _segment(part: str) -> str:
@@ -57,12 +75,17 @@ class Response(Generic[T]):
 
     @property
     def poll_after_ms(self) -> int | None:
-        """The `openai-poll-after-ms` hint: when to look at the run again."""
+        """The `openai-poll-after-ms` hint: when to look at the run again.
+
+        *None* when the header is missing or is not a whole number of
+        milliseconds from 1 to a day (a hint of 0 or less asks for nothing,
+        and a hint of hundreds of digits is not one to obey).
+        """
         value = self.headers.get("openai-poll-after-ms")
-        try:
-            return None if value is None else int(value)
-        except ValueError:
+        if value is None or not _POLL_AFTER.fullmatch(value):
             return None
+        ms = int(value)
+        return ms if 0 < ms <= MAX_POLL_AFTER_MS else None
 
 
 @attrs.define
@@ -79,6 +102,7 @@ class Transport:
     query: list[tuple[str, str]]
     timeout: float
     session: aiohttp.ClientSession | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     owns_session: bool = attrs.field(init=False)
     closed: bool = attrs.field(default=False, init=False)
 
@@ -126,20 +150,32 @@ class Transport:
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
         if self.query or params:
             url += "?" + urlencode([*self.query, *params])
-        headers = {**self.headers, **await self.auth.headers()}
+        budget = timeout or self.timeout
+        started = time.monotonic()
+        try:
+            # A credential's token fetch is part of the request: its timeout
+            # bounds the fetch too, and the answer gets what the fetch left.
+            async with asyncio.timeout(budget):
+                headers = {**self.headers, **await self.auth.headers()}
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no token within the timeout") from exc
         if body is not None:
             headers["Content-Type"] = "application/json"
-        started = time.monotonic()
+        left = budget - (time.monotonic() - started)
         try:
             async with self._session().request(
                 method,
                 URL(url, encoded=True),
                 headers=headers,
                 data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                timeout=aiohttp.ClientTimeout(total=max(left, 0.001)),
                 allow_redirects=False,
+                # A caller's session may default to True: a 404 would then
+                # raise ClientResponseError here instead of being mapped.
+                raise_for_status=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await self._read(resp, method, path)
         except TimeoutError as exc:
             where = _where(method, path)
             raise APITimeoutError(f"{where}: no answer within the timeout") from exc
@@ -158,6 +194,94 @@ class Transport:
                 resp.headers.get("x-request-id"),
             )
         return resp.status, resp.headers, raw
+
+    async def stream(
+        self,
+        method: str,
+        path: Sequence[str],
+        *,
+        body: Any,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request and hand over the answer before its body is read.
+
+        For server-sent events: *timeout* bounds the connect, the wait for
+        the headers, and each wait between two reads of the body (a stream
+        that goes quiet for longer breaks as a timeout), not the whole body.
+        The caller closes the response.
+
+        Raises:
+            APITimeoutError: No headers in time.
+            APIConnectionError: The connection failed before the headers.
+        """
+        url = self.base_url + "/" + "/".join([_segment(p) for p in path])
+        if self.query:
+            url += "?" + urlencode(self.query)
+        headers = {
+            **self.headers,
+            **await self.auth.headers(),
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        seconds = timeout or self.timeout
+        try:
+            return await self._session().request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=seconds, sock_read=seconds
+                ),
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            where = _where(method, path)
+            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+    async def _read(
+        self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]
+    ) -> bytes:
+        """Read the body, refusing one longer than *max_response_bytes*.
+
+        aiohttp inflates gzip, deflate and brotli a chunk at a time as the
+        body is read, so the count is of the decompressed bytes and memory
+        stays bounded by the limit, whatever the compression ratio.
+        """
+        limit = self.max_response_bytes
+        length = resp.content_length
+        if (
+            length is not None
+            and length > limit
+            and not resp.headers.get("Content-Encoding")
+        ):
+            raise self._too_large(resp, method, path)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(resp, method, path)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(
+        self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]
+    ) -> ResponseTooLargeError:
+        # Closed, not released: the rest of the body is never read, so the
+        # connection cannot be reused.
+        resp.close()
+        limit = self.max_response_bytes
+        return ResponseTooLargeError(
+            f"{_where(method, path)}: the answer is longer than "
+            f"max_response_bytes ({limit} bytes)",
+            status_code=resp.status,
+            headers=resp.headers,
+            limit=limit,
+        )
 
     async def aclose(self) -> None:
         """Close the session if this transport opened it; refuse later requests."""

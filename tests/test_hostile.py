@@ -15,7 +15,10 @@ import logging
 import shutil
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -28,10 +31,12 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from openai_runs import RetryPolicy, Run, RunsClient, RunStep
+from openai_runs import PollPolicy, Response, RetryPolicy, Run, RunsClient, RunStep
 from openai_runs import exceptions as exc
 from openai_runs._client import _parse
-from openai_runs.models import Page
+from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
+from openai_runs._json import MAX_DEPTH
+from openai_runs.models import Page, as_datetime
 
 KEY = "sk-hostile-SECRET-abcdef0123456789"
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -586,5 +591,257 @@ def test_tls_is_verified_unless_the_caller_brings_a_session(
                 assert run.id == "run_1"
         finally:
             await runner.cleanup()
+
+    asyncio.run(main())
+
+
+# -- hostile servers: depth, size, numbers ----------------------------------------
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Handler, session: aiohttp.ClientSession | None = None, **options: Any
+) -> AsyncIterator[RunsClient]:
+    """A client of a loopback server that answers every request with *handler*."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    options.setdefault("max_retries", 0)
+    async with (
+        TestServer(app, host="127.0.0.1") as http,
+        RunsClient(
+            api_key=KEY, base_url=str(http.make_url("/v1")), session=session, **options
+        ) as client,
+    ):
+        yield client
+
+
+def answering(body: bytes, status: int = 200, **headers: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, status=status, headers=headers)
+
+    return handler
+
+
+def nested(depth: int, opener: str = "[", closed: bool = True) -> bytes:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return (opener * depth + "1" + (closer * depth if closed else "")).encode()
+
+
+DEEP_BODIES = [
+    nested(5000),
+    nested(1100),
+    nested(5000, closed=False),
+    nested(3000, '{"a":'),
+    b'{"id": "run_1", "extra": ' + nested(2000) + b"}",
+]
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES, ids=lambda b: f"{len(b)}B")
+@pytest.mark.parametrize("status", [200, 400, 500])
+def test_deeply_nested_bodies_are_typed_errors(body: bytes, status: int) -> None:
+    """A body nested thousands deep is an APIResponseError, never a RecursionError."""
+
+    async def main() -> None:
+        async with serving(answering(body, status)) as client:
+            with pytest.raises(exc.APIResponseError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+            assert isinstance(info.value, _json_error_type(status))
+            assert len(info.value.excerpt) <= exc.EXCERPT_LIMIT
+            # A watch may keep trying until its deadline; it still ends typed.
+            with pytest.raises(exc.OpenAIRunsError):
+                await client.runs.poll("thread_1", "run_1", timeout=0.3)
+            repr(info.value)
+            str(info.value)
+
+    asyncio.run(main())
+
+
+def _json_error_type(status: int) -> type[exc.APIResponseError]:
+    return exc.APIDecodeError if status < 300 else exc.APIStatusError
+
+
+CLOSERS = {"[": "]", '{"k":': "}", '[1,{"s":"]]}}","t":': "}]"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    depth=st.integers(1, 3000),
+    openers=st.lists(st.sampled_from(sorted(CLOSERS)), min_size=1),
+    closed=st.booleans(),
+)
+def test_any_nesting_decodes_or_is_a_decode_error(
+    depth: int, openers: list[str], closed: bool
+) -> None:
+    """Documents of any depth, even with brackets in strings, parse or raise APIDecodeError."""
+    chosen = [openers[i % len(openers)] for i in range(depth)]
+    closers = "".join(CLOSERS[o] for o in reversed(chosen)) if closed else ""
+    raw = ("".join(chosen) + "1" + closers).encode()
+    try:
+        value = _parse(raw, Any, 200, {})
+    except exc.APIDecodeError:
+        return
+    assert closed
+    json.dumps(value)
+    repr(value)
+
+
+def test_moderately_deep_bodies_still_parse() -> None:
+    """Nesting up to MAX_DEPTH levels (far beyond any API object) still decodes."""
+    raw = b'{"id": "run_1", "x": ' + nested(MAX_DEPTH - 1) + b"}"
+    assert _parse(raw, dict, 200, {})["id"] == "run_1"  # type: ignore[type-abstract]
+    with pytest.raises(exc.APIDecodeError, match="nested deeper"):
+        _parse(b'{"x": ' + nested(MAX_DEPTH) + b"}", Any, 200, {})
+
+
+def gzip_bomb(size: int) -> bytes:
+    """*size* zero bytes, gzipped a MiB at a time (a few KB per 10 MiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"0" * (1 << 20)
+    parts = [packer.compress(chunk) for _ in range(size >> 20)]
+    return b"".join([*parts, packer.flush()])
+
+
+@pytest.mark.parametrize("limit", [None, 1 << 20])
+def test_a_compressed_answer_cannot_fill_the_memory(limit: int | None) -> None:
+    """A gzip bomb stops at max_response_bytes (16 MiB by default): typed, memory bounded."""
+    bomb = gzip_bomb(64 << 20)
+    assert len(bomb) < 200_000
+    options = {} if limit is None else {"max_response_bytes": limit}
+
+    async def main() -> exc.ResponseTooLargeError:
+        handler = answering(bomb, **{"Content-Encoding": "gzip"})
+        async with serving(handler, **options) as client:
+            tracemalloc.start()
+            try:
+                with pytest.raises(exc.ResponseTooLargeError) as info:
+                    await client.runs.retrieve("thread_1", "run_1")
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert peak < 3 * (limit or DEFAULT_MAX_RESPONSE_BYTES)
+        return info.value
+
+    error = asyncio.run(main())
+    assert isinstance(error, exc.APIDecodeError)
+    assert error.limit == (limit or DEFAULT_MAX_RESPONSE_BYTES)
+    assert error.status_code == 200
+    assert "max_response_bytes" in str(error)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_the_size_cap_is_exact(encoding: str | None) -> None:
+    """A body of exactly max_response_bytes parses; one byte more is refused."""
+    body = json.dumps(RUN).encode()
+
+    async def main() -> None:
+        async def handler(request: web.Request) -> web.Response:
+            response = web.Response(body=body + b" " * int(request.query["pad"]))
+            if encoding:
+                response.enable_compression(web.ContentCoding.gzip)
+            return response
+
+        async with serving(handler, max_response_bytes=len(body) + 1) as client:
+            client._transport.query = [("pad", "1")]
+            assert (await client.runs.retrieve("thread_1", "run_1")).id == "run_1"
+            client._transport.query = [("pad", "2")]
+            with pytest.raises(exc.ResponseTooLargeError):
+                await client.runs.retrieve("thread_1", "run_1")
+            # The connection was dropped, not left half-read: the next call works.
+            client._transport.query = [("pad", "0")]
+            assert (await client.runs.retrieve("thread_1", "run_1")).id == "run_1"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "1", None, True])
+def test_a_bad_response_size_cap_is_refused(value: Any) -> None:
+    """max_response_bytes must be a whole number: InvalidRequestError otherwise."""
+    with pytest.raises(exc.InvalidRequestError, match="max_response_bytes"):
+        RunsClient(api_key=KEY, max_response_bytes=value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=12),
+        st.integers().map(str),
+        st.integers(10**15, 10**400).map(str),
+        st.floats().map(str),
+    )
+)
+def test_any_poll_after_header_is_a_sane_hint_or_none(value: str) -> None:
+    """Any openai-poll-after-ms header gives None or whole milliseconds from 1 to a day."""
+    hint = Response(None, 200, {"openai-poll-after-ms": value}).poll_after_ms
+    assert hint is None or (isinstance(hint, int) and 0 < hint <= 86_400_000)
+    if hint is not None:
+        assert hint == int(value)
+        assert value.isascii()
+        assert value.isdigit()
+    float(hint or 0) / 1000  # usable as seconds: no OverflowError
+
+
+def test_hostile_poll_after_and_expiry_are_typed() -> None:
+    """A 400-digit poll hint is ignored; an expires_at of 10**400 is an APIDecodeError."""
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(1)
+        status = "completed" if len(calls) > 2 else "in_progress"
+        headers = {"openai-poll-after-ms": "9" * 400}
+        return web.json_response({**RUN, "status": status}, headers=headers)
+
+    async def main() -> None:
+        policy = PollPolicy(initial=0.01, maximum=0.01, jitter=0)
+        async with serving(handler) as client:
+            run = await client.runs.poll("thread_1", "run_1", timeout=5, policy=policy)
+            assert run.status == "completed"
+        expiring = json.dumps({**RUN, "status": "in_progress", "expires_at": 0})
+        body = expiring.replace('"expires_at": 0', '"expires_at": 1' + "0" * 400)
+        async with serving(answering(body.encode())) as client:
+            with pytest.raises(exc.APIDecodeError, match="expires_at"):
+                await client.runs.retrieve("thread_1", "run_1")
+            with pytest.raises(exc.OpenAIRunsError):
+                await client.runs.poll("thread_1", "run_1", timeout=0.3)
+
+    asyncio.run(main())
+
+
+@settings(max_examples=200, deadline=None)
+@given(stamp=st.one_of(st.integers(), st.integers(-(10**400), 10**400)))
+def test_any_timestamp_parses_or_is_a_decode_error(stamp: int) -> None:
+    """Any integer timestamp parses into one a watch can compute with, or is refused."""
+    raw = json.dumps({**RUN, "expires_at": stamp, "created_at": stamp}).encode()
+    try:
+        run = _parse(raw, Run, 200, {})
+    except exc.APIDecodeError:
+        assert abs(stamp) > 10**308
+        return
+    assert run.expires_at is not None
+    run.expires_at - time.time()  # no OverflowError
+    try:
+        assert as_datetime(run.expires_at) is not None
+    except ValueError:  # the documented refusal of years datetime cannot hold
+        assert not -62_135_596_800 <= stamp <= 253_402_300_799
+
+
+def test_a_session_that_raises_for_status_changes_nothing() -> None:
+    """A caller's session with raise_for_status=True still gives NotFoundError, unretried."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response({"error": {"message": "no run"}}, status=404)
+
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession(raise_for_status=True) as session,
+            serving(handler, session=session, max_retries=2) as client,
+        ):
+            with pytest.raises(exc.NotFoundError):
+                await client.runs.retrieve("thread_1", "run_1")
+        assert len(calls) == 1
 
     asyncio.run(main())
