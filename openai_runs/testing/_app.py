@@ -339,7 +339,11 @@ def _check_tool_choice(fields: JSON) -> None:
                 param="tool_choice",
                 code="invalid_value",
             )
-    elif not any(t["type"] == kind for t in tools):
+    elif kind in ("code_interpreter", "file_search") and not any(
+        t["type"] == kind for t in tools
+    ):
+        # Only the OpenAI tool types: Foundry's named choices
+        # (`bing_custom_search`, ...) need not match a tool type.
         raise ApiError(
             400,
             f"Invalid value for 'tool_choice': no '{kind}' tool in the run's tools.",
