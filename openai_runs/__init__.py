@@ -7,6 +7,10 @@ Start with [RunsClient][openai_runs.RunsClient]; the models are in
 [openai_runs.testing][openai_runs.testing].
 """
 
+# The one source of the version: hatch reads it for the wheel, and it is set
+# before the imports below so that _client can put it in the User-Agent.
+__version__ = "0.1.0"
+
 from ._client import Runs, RunsClient, RunSteps
 from ._converter import converter
 from ._events import StreamEvent
@@ -14,15 +18,16 @@ from ._http import Response
 from ._many import WatchResult
 from ._pagination import AsyncPager
 from ._retry import RetryPolicy
+from ._streaming import RunStream
+from ._threads import Messages, Threads
 from ._tools import ToolHandler, tool_registry
 from ._watcher import PollPolicy, RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AsyncPager",
+    "Messages",
     "OpenAIRunsError",
     "PollPolicy",
     "Response",
@@ -31,10 +36,12 @@ __all__ = [
     "RunStatus",
     "RunStep",
     "RunSteps",
+    "RunStream",
     "RunWatcher",
     "Runs",
     "RunsClient",
     "StreamEvent",
+    "Threads",
     "ToolHandler",
     "WatchResult",
     "WatchState",

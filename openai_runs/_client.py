@@ -11,7 +11,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
@@ -20,14 +19,21 @@ import aiohttp
 import cattrs
 from yarl import URL
 
-from ._converter import converter, request_converter
+from . import __version__
+from ._converter import client_converter, request_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
+from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retrying
+from ._streaming import RunStream
+from ._thread_lock import active_run, wait_idle
+from ._threads import Messages, Threads
 from ._tools import ToolHandler
 from ._validation import (
+    FOUNDRY_RESPONSE_FORMATS,
+    FOUNDRY_TOOL_CHOICES,
     MIN_TOKEN_LIMIT,
     RESPONSE_FORMATS,
     TOOL_CHOICES,
@@ -45,7 +51,14 @@ from ._validation import (
     list_params,
 )
 from ._watcher import OnStatus, PollPolicy, RunWatcher
-from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
+from .auth import (
+    ApiKeyAuth,
+    Auth,
+    BearerAuth,
+    CredentialAuth,
+    TokenAuth,
+    TokenCredential,
+)
 from .exceptions import (
     APIDecodeError,
     APIResponseError,
@@ -73,17 +86,14 @@ T = TypeVar("T")
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
-
-try:
-    _VERSION = version("openai-runs")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    _VERSION = "0+unknown"
+FOUNDRY_API_VERSION: Final = "v1"
+FOUNDRY_ENDPOINT_ENV: Final = "AZURE_AI_PROJECT_ENDPOINT"
 
 _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
     "its hosted Assistants API on 2026-08-26, so point base_url (or "
     "OPENAI_BASE_URL) at a server that still serves it, such as Azure AI "
-    "Foundry (RunsClient.azure) or the emulator (openai-runs serve)"
+    "Foundry Agent Service (RunsClient.foundry) or the emulator (openai-runs serve)"
 )
 
 
@@ -165,7 +175,7 @@ class RunsClient:
         headers = {
             "Accept": "application/json",
             "OpenAI-Beta": "assistants=v2",
-            "User-Agent": f"openai-runs/{_VERSION}",
+            "User-Agent": f"openai-runs/{__version__}",
         }
         if organization:
             headers["OpenAI-Organization"] = organization
@@ -187,8 +197,15 @@ class RunsClient:
             max_response_bytes=max_response_bytes,
         )
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
+        # The tool_choice and response_format strings the server takes.
+        self._choices: tuple[tuple[str, ...], tuple[str, ...]] = (
+            TOOL_CHOICES,
+            RESPONSE_FORMATS,
+        )
         self._answered = False
         self.runs = Runs(self)
+        self.messages = Messages(self)
+        self.threads = Threads(self, self.messages)
 
     @classmethod
     def azure(
@@ -200,7 +217,13 @@ class RunsClient:
         token_provider: TokenAuth | None = None,
         **options: Any,
     ) -> Self:
-        """Build a client for an Azure OpenAI or Azure AI Foundry resource.
+        """Build a client for an Azure OpenAI resource (legacy: the service is retired).
+
+        Azure OpenAI's Assistants API was retired with OpenAI's on
+        2026-08-26; the threads and runs protocol lives on in Azure AI Foundry
+        Agent Service, which [foundry][openai_runs.RunsClient.foundry]
+        targets. This preset stays for gateways and private deployments that
+        still serve the old `/openai` path.
 
         The base URL is *endpoint* plus `/openai`, every request carries
         `api-version`, and the key goes in the `api-key` header; or pass
@@ -250,6 +273,86 @@ class RunsClient:
             default_query=query,
             **options,
         )
+
+    @classmethod
+    def foundry(
+        cls,
+        endpoint: str | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        api_key: str | None = None,
+        api_version: str = FOUNDRY_API_VERSION,
+        **options: Any,
+    ) -> Self:
+        """Build a client for an Azure AI Foundry Agent Service project.
+
+        Paths hang directly under the project endpoint
+        (`{endpoint}/threads/{thread_id}/runs`), every request carries
+        `api-version`, and requests authenticate with a Microsoft Entra ID
+        token for the scope `https://ai.azure.com/.default`, taken from
+        *credential* and refreshed before it expires (see
+        [CredentialAuth][openai_runs.auth.CredentialAuth]). Any
+        `azure.identity.aio` credential fits (`pip install azure-identity`):
+
+        ```python
+        from azure.identity.aio import DefaultAzureCredential
+
+        async with DefaultAzureCredential() as credential:
+            async with RunsClient.foundry(credential=credential) as client:
+                run = await client.runs.create(thread_id, agent_id=agent_id)
+        ```
+
+        Args:
+            endpoint: The project endpoint,
+                `https://NAME.services.ai.azure.com/api/projects/PROJECT`;
+                `AZURE_AI_PROJECT_ENDPOINT` if *None*.
+            credential: Supplies Entra ID tokens; the caller closes it.
+            api_key: A fixed token sent as `Authorization: Bearer`, instead
+                of a *credential* (for the emulator, or a gateway in front of
+                Foundry).
+            api_version: The `api-version` query parameter.
+            **options: Any other [RunsClient][openai_runs.RunsClient] argument
+                (`auth=` replaces *credential* and *api_key*).
+
+        Returns:
+            The configured client.
+
+        Raises:
+            InvalidRequestError: No endpoint, or not a project endpoint; no
+                credential, key or `auth=`; an empty *api_version*.
+        """
+        endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
+        if not endpoint:
+            raise InvalidRequestError(
+                "endpoint", f"pass endpoint= or set {FOUNDRY_ENDPOINT_ENV}"
+            )
+        endpoint = check_base_url(endpoint)
+        if ".services.ai.azure.com" in endpoint and "/api/projects/" not in endpoint:
+            raise InvalidRequestError(
+                "endpoint",
+                "is a resource, not a project: use the project endpoint, "
+                "https://NAME.services.ai.azure.com/api/projects/PROJECT",
+            )
+        if not api_version:
+            raise InvalidRequestError("api_version", "must be a non-empty string")
+        auth: Auth | None = options.pop("auth", None)
+        if auth is None and credential is not None:
+            auth = CredentialAuth(credential)
+        elif auth is None and api_key:
+            auth = BearerAuth(api_key)
+        elif auth is None:
+            raise InvalidRequestError(
+                "credential",
+                "pass credential= (for example azure.identity.aio."
+                "DefaultAzureCredential(), from pip install azure-identity), "
+                "api_key= or auth=",
+            )
+        query = {"api-version": api_version, **options.pop("default_query", {})}
+        client = cls(base_url=endpoint, auth=auth, default_query=query, **options)
+        # Foundry neither declares nor needs OpenAI's beta header.
+        client._transport.headers.pop("OpenAI-Beta", None)
+        client._choices = (FOUNDRY_TOOL_CHOICES, FOUNDRY_RESPONSE_FORMATS)
+        return client
 
     @property
     def base_url(self) -> str:
@@ -421,7 +524,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return converter.structure(loads(raw), cls)
+        return client_converter.structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -681,7 +784,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         model: str | None = None,
         reasoning_effort: str | None = None,
         instructions: str | None = None,
@@ -705,6 +809,8 @@ class Runs:
         cancel_on_caller_cancel: bool = False,
         tool_handler: ToolHandler | None = None,
         cancel_on_tool_error: bool = True,
+        rate_limit_restarts: int = 0,
+        rate_limit_backoff: float = 10.0,
     ) -> Run:
         """Start a run and watch it to its end.
 
@@ -716,6 +822,8 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             model: As for [create][openai_runs.Runs.create].
             reasoning_effort: As for [create][openai_runs.Runs.create].
             instructions: As for [create][openai_runs.Runs.create].
@@ -742,9 +850,20 @@ class Runs:
             cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
             tool_handler: As for [poll][openai_runs.Runs.poll].
             cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
+            rate_limit_restarts: How many times to start a new run when one
+                ends ``failed`` with ``last_error.code`` ``rate_limit_exceeded``
+                (the model's token or request budget ran out while the run
+                worked: not a 429, which the client retries by itself). 0,
+                the default, returns that failed run. A restart does not send
+                *additional_messages* again: they are in the thread already.
+            rate_limit_backoff: Seconds before the first restart, doubled at
+                each one (at most eight times this), plus up to a tenth at
+                random; a wait the run's error names ("try again in 6.5s")
+                is used instead.
 
         Returns:
-            The final run the watch reports.
+            The final run the watch reports; with *rate_limit_restarts*, the
+            last run started.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -752,36 +871,50 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
-        run = await self.create(
-            thread_id,
-            assistant_id=assistant_id,
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            include=include,
-        )
-        return await self.poll(
-            run.thread_id,
-            run.id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
+        first = True
+
+        async def attempt() -> Run:
+            nonlocal first
+            # A restart runs the same thread, which has these messages now.
+            messages, first = (additional_messages if first else None), False
+            run = await self.create(
+                thread_id,
+                assistant_id=assistant_id,
+                agent_id=agent_id,
+                model=model,
+                reasoning_effort=reasoning_effort,
+                instructions=instructions,
+                additional_instructions=additional_instructions,
+                additional_messages=messages,
+                tools=tools,
+                metadata=metadata,
+                temperature=temperature,
+                top_p=top_p,
+                max_prompt_tokens=max_prompt_tokens,
+                max_completion_tokens=max_completion_tokens,
+                truncation_strategy=truncation_strategy,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format,
+                include=include,
+            )
+            return await self.poll(
+                run.thread_id,
+                run.id,
+                timeout=timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                policy=policy,
+                on_status=on_status,
+                cancel_on_caller_cancel=cancel_on_caller_cancel,
+                tool_handler=tool_handler,
+                cancel_on_tool_error=cancel_on_tool_error,
+            )
+
+        if not rate_limit_restarts:
+            check_count("rate_limit_restarts", rate_limit_restarts)
+            return await attempt()
+        return await restart_rate_limited(
+            attempt, restarts=rate_limit_restarts, backoff=rate_limit_backoff
         )
 
     async def submit_tool_outputs_and_poll(
@@ -845,7 +978,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         model: str | None = None,
         reasoning_effort: str | None = None,
         instructions: str | None = None,
@@ -868,11 +1002,13 @@ class Runs:
         """Start a run of an assistant on a thread.
 
         Arguments left *None* are not sent, so the assistant's own settings
-        apply. Streaming (`stream=true`) is not supported by this package.
+        apply. To stream the run's events, use [stream][openai_runs.Runs.stream].
 
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             model: Overrides the assistant's model.
             reasoning_effort: `low`, `medium`, `high`, ... for
                 reasoning models.
@@ -887,9 +1023,11 @@ class Runs:
             max_completion_tokens: At least 256.
             truncation_strategy: How the thread is cut before the run.
             tool_choice: `none`, `auto`, `required` or a
-                [NamedToolChoice][openai_runs.models.NamedToolChoice].
+                [NamedToolChoice][openai_runs.models.NamedToolChoice]
+                (Azure AI Foundry has no `required`).
             parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: `auto` or a response format model.
+            response_format: `auto` (or Azure AI Foundry's `none`) or a
+                response format model.
             include: Extra step fields, as for `steps.list`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's. A
@@ -903,7 +1041,8 @@ class Runs:
         """
         path = ("threads", check_id("thread_id", thread_id), "runs")
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             model=model,
             reasoning_effort=reasoning_effort,
             instructions=instructions,
@@ -935,7 +1074,8 @@ class Runs:
     async def create_thread_and_run(
         self,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         thread: ThreadRequest | None = None,
         model: str | None = None,
         instructions: str | None = None,
@@ -957,6 +1097,8 @@ class Runs:
 
         Args:
             assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             thread: The thread's messages, tool resources and metadata; an
                 empty thread if *None*.
             model: Overrides the assistant's model.
@@ -985,7 +1127,8 @@ class Runs:
             check_metadata(thread.metadata)
             _messages(thread.messages)
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
             instructions=instructions,
@@ -1010,6 +1153,265 @@ class Runs:
             max_retries=max_retries,
         )
         return response.parsed
+
+    def stream(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        instructions: str | None = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[MessageRequest] | None = None,
+        tools: Sequence[Tool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Start a run and stream its events (``stream: true``).
+
+        ```python
+        async with client.runs.stream(thread_id, assistant_id=asst) as stream:
+            async for event in stream:
+                ...
+        ```
+
+        The request is sent when the ``async with`` block starts, and is not
+        retried (a retried create could start a second run). See
+        [RunStream][openai_runs.RunStream] for what the stream yields, its
+        snapshots, and what happens when the connection drops.
+
+        Args:
+            thread_id: The thread to run.
+            assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
+            model: As for [create][openai_runs.Runs.create].
+            reasoning_effort: As for [create][openai_runs.Runs.create].
+            instructions: As for [create][openai_runs.Runs.create].
+            additional_instructions: As for [create][openai_runs.Runs.create].
+            additional_messages: As for [create][openai_runs.Runs.create].
+            tools: As for [create][openai_runs.Runs.create].
+            metadata: As for [create][openai_runs.Runs.create].
+            temperature: As for [create][openai_runs.Runs.create].
+            top_p: As for [create][openai_runs.Runs.create].
+            max_prompt_tokens: As for [create][openai_runs.Runs.create].
+            max_completion_tokens: As for [create][openai_runs.Runs.create].
+            truncation_strategy: As for [create][openai_runs.Runs.create].
+            tool_choice: As for [create][openai_runs.Runs.create].
+            parallel_tool_calls: As for [create][openai_runs.Runs.create].
+            response_format: As for [create][openai_runs.Runs.create].
+            tool_handler: Answers the run's tool calls at ``requires_action``;
+                the outputs are submitted with ``stream: true`` and their
+                events go on in the same stream, until the run ends.
+            timeout: Seconds for the whole stream, tool handler included
+                (the policy's *deadline*, 900, if *None*); then
+                [WatchTimeoutError][openai_runs.exceptions.WatchTimeoutError].
+            cancel_on_timeout: At the deadline, cancel the run before raising.
+            cancel_on_caller_cancel: When the task reading the stream is
+                cancelled, cancel the run on the server too.
+            cancel_on_tool_error: When the handler raises, cancel the run
+                before raising [ToolCallError][openai_runs.exceptions.ToolCallError].
+            policy: The request timeout, cancel grace and poll cadence (the
+                cadence is used only after a dropped connection).
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = ("threads", check_id("thread_id", thread_id), "runs")
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            model=model,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            additional_instructions=additional_instructions,
+            additional_messages=_messages(additional_messages),
+            tools=tools,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            path,
+            body,
+            thread_id=thread_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def create_thread_and_run_stream(
+        self,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        thread: ThreadRequest | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Tool] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Create a thread, start a run on it, and stream the events.
+
+        The stream opens with ``thread.created``. Otherwise as
+        [stream][openai_runs.Runs.stream]; the other arguments are those of
+        [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
+
+        Args:
+            assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*.
+            thread: The thread's messages, tool resources and metadata.
+            model: As for `create_thread_and_run`.
+            instructions: As for `create_thread_and_run`.
+            tools: As for `create_thread_and_run`.
+            tool_resources: As for `create_thread_and_run`.
+            metadata: As for `create_thread_and_run`.
+            temperature: As for `create_thread_and_run`.
+            top_p: As for `create_thread_and_run`.
+            max_prompt_tokens: As for `create_thread_and_run`.
+            max_completion_tokens: As for `create_thread_and_run`.
+            truncation_strategy: As for `create_thread_and_run`.
+            tool_choice: As for `create_thread_and_run`.
+            parallel_tool_calls: As for `create_thread_and_run`.
+            response_format: As for `create_thread_and_run`.
+            tool_handler: As for [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        if thread is not None:
+            check_metadata(thread.metadata)
+            _messages(thread.messages)
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            thread=thread,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            ("threads", "runs"),
+            body,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def submit_tool_outputs_stream(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        tool_outputs: Sequence[ToolOutput],
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Submit tool outputs and stream the rest of the run.
+
+        Otherwise as [stream][openai_runs.Runs.stream].
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run waiting on tool outputs.
+            tool_outputs: One output per tool call of the run.
+            tool_handler: Serves any later tool calls, as for
+                [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
+        return RunStream(
+            self._client,
+            path,
+            _tool_outputs_body(tool_outputs),
+            thread_id=thread_id,
+            run_id=run_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
 
     def list(
         self,
@@ -1058,6 +1460,74 @@ class Runs:
 
         return AsyncPager(fetch, params)
 
+    async def active(self, thread_id: str) -> Run | None:
+        """Return the run that holds the thread's lock, or *None*.
+
+        A thread has at most one active run (``queued``, ``in_progress``,
+        ``requires_action``, ``cancelling``); while it has one, creating a
+        run or adding a message raises
+        [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]. A
+        status added after this version counts as active unless the run
+        carries a terminal timestamp.
+
+        Args:
+            thread_id: The thread.
+
+        Returns:
+            The active run, or *None* when the thread is free.
+
+        Raises:
+            InvalidRequestError: The id is empty or unsafe (nothing is sent).
+            NotFoundError: No such thread.
+        """
+        active, _ = await active_run(self, thread_id)
+        return active
+
+    async def wait_idle(
+        self,
+        thread_id: str,
+        *,
+        cancel: bool = False,
+        timeout: float | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Run | None:
+        """Wait until the thread has no active run; return its last run.
+
+        What to do on a [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]:
+        wait for the run that holds the thread (or cancel it, with
+        *cancel*), then add the message or start the run. A run in
+        ``requires_action`` ends only with tool outputs, a cancel or its
+        expiry (10 minutes): without *cancel* this waits for one of those.
+
+        ```python
+        try:
+            await client.messages.create(thread_id, content="Hello")
+        except ThreadLockedError:
+            await client.runs.wait_idle(thread_id, cancel=True, timeout=30)
+            await client.messages.create(thread_id, content="Hello")
+        ```
+
+        Args:
+            thread_id: The thread.
+            cancel: Cancel the active run first, and wait for it to end
+                (``cancelling`` is still active).
+            timeout: Seconds to wait in all; *None* waits as long as each
+                watch's own deadline (900 s).
+            policy: The poll policy of the watch.
+
+        Returns:
+            The thread's newest run, now ended, or *None* if it has no runs.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            WatchTimeoutError: The thread still had an active run at the
+                deadline; its ``run`` is that run.
+            NotFoundError: No such thread.
+        """
+        return await wait_idle(
+            self, thread_id, cancel=cancel, timeout=timeout, policy=policy
+        )
+
     async def submit_tool_outputs(
         self,
         thread_id: str,
@@ -1088,21 +1558,44 @@ class Runs:
             BadRequestError: The run was not waiting on tool outputs.
         """
         path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
-        for output in tool_outputs:
-            if not isinstance(output, ToolOutput):
-                raise InvalidRequestError(
-                    "tool_outputs", f"{output!r} is not a ToolOutput"
-                )
-            check_id("tool_outputs.tool_call_id", output.tool_call_id)
-            if not isinstance(output.output, str):
-                raise InvalidRequestError(
-                    "tool_outputs.output", "must be a string (JSON-encode it)"
-                )
-        body = {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+        body = _tool_outputs_body(tool_outputs)
         response = await self._client.request(
             "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
         )
         return response.parsed
+
+
+def _stream_timeout(timeout: float | None) -> float | None:
+    if timeout is not None:
+        check_range("timeout", timeout, 0)
+    return timeout
+
+
+def _tool_outputs_body(tool_outputs: Sequence[ToolOutput]) -> dict[str, Any]:
+    """Check the tool outputs and build the submit body."""
+    for output in tool_outputs:
+        if not isinstance(output, ToolOutput):
+            raise InvalidRequestError("tool_outputs", f"{output!r} is not a ToolOutput")
+        check_id("tool_outputs.tool_call_id", output.tool_call_id)
+        if not isinstance(output.output, str):
+            raise InvalidRequestError(
+                "tool_outputs.output", "must be a string (JSON-encode it)"
+            )
+    return {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+
+
+def _assistant(assistant_id: str | None, agent_id: str | None) -> str:
+    """The wire's `assistant_id`, given as *assistant_id* or Foundry's *agent_id*."""
+    if assistant_id is not None and agent_id is not None:
+        if assistant_id != agent_id:
+            raise InvalidRequestError(
+                "agent_id", "is another name for assistant_id: give one of the two"
+            )
+    elif assistant_id is None and agent_id is None:
+        raise InvalidRequestError("assistant_id", "give assistant_id= or agent_id=")
+    if assistant_id is None:
+        return check_id("agent_id", agent_id)
+    return check_id("assistant_id", assistant_id)
 
 
 def _messages(
@@ -1122,8 +1615,14 @@ def _messages(
     return messages
 
 
-def _run_body(**fields: Any) -> dict[str, Any]:
-    """Check the fields shared by the create calls; drop the unset ones."""
+def _run_body(
+    choices: tuple[tuple[str, ...], tuple[str, ...]], **fields: Any
+) -> dict[str, Any]:
+    """Check the fields shared by the create calls; drop the unset ones.
+
+    *choices* are the `tool_choice` and `response_format` strings the server
+    takes (Azure AI Foundry's differ from OpenAI's).
+    """
     check_tools(fields.get("tools"))
     check_metadata(fields.get("metadata"))
     check_range("temperature", fields.get("temperature"), 0, 2)
@@ -1134,8 +1633,8 @@ def _run_body(**fields: Any) -> dict[str, Any]:
     )
     if (truncation := fields.get("truncation_strategy")) is not None:
         check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
-    check_choice("tool_choice", fields.get("tool_choice"), TOOL_CHOICES)
-    check_choice("response_format", fields.get("response_format"), RESPONSE_FORMATS)
+    check_choice("tool_choice", fields.get("tool_choice"), choices[0])
+    check_choice("response_format", fields.get("response_format"), choices[1])
     set_fields = {k: v for k, v in fields.items() if v is not None}
     return {
         key: value

@@ -15,23 +15,7 @@ from cattrs.strategies import configure_tagged_union
 
 from . import models as m
 
-__all__ = ["converter"]
-
-converter = cattrs.Converter(omit_if_default=False)
-"""The configured `cattrs.Converter` for every model of this package.
-
-Use it to structure stored or webhook JSON into models, and to turn models
-back into the API's JSON:
-
-```python
-run = openai_runs.converter.structure(payload, openai_runs.Run)
-payload = openai_runs.converter.unstructure(run)
-```
-
-Unknown keys land in each model's `extra` and are written back on
-unstructure; unknown enum values stay plain strings; unknown `type` tags
-structure into the `Unknown…` variants.
-"""
+__all__ = ["client_converter", "converter", "request_converter"]
 
 
 # A timestamp must fit a float: the watch computes `expires_at - time.time()`,
@@ -50,7 +34,9 @@ def _timestamp(value: Any, _: Any) -> Any:
     return value
 
 
-def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
+def _model_structure_hook(
+    cl: type, converter: cattrs.Converter
+) -> Callable[[Any, Any], Any]:
     """Structure *cl*, collecting keys it has no field for into `extra`."""
     attrs.resolve_types(get_origin(cl) or cl)
     known = frozenset(a.name for a in attrs.fields(cl)) - {"extra"}
@@ -83,7 +69,9 @@ def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _model_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
+def _model_unstructure_hook(
+    cl: type, converter: cattrs.Converter
+) -> Callable[[Any], dict[str, Any]]:
     """Unstructure *cl*, writing `extra` back beside the known keys."""
     base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
         cl, converter, extra=override(omit=True)
@@ -100,10 +88,6 @@ def _model_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
 
 def _is_model(cl: Any) -> bool:
     return attrs.has(cl) and any(a.name == "extra" for a in attrs.fields(cl))
-
-
-converter.register_structure_hook_factory(_is_model, _model_structure_hook)
-converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
 
 
 def _json_scalar(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
@@ -134,7 +118,7 @@ def _is_optional(cl: Any) -> bool:
     return get_origin(cl) in (Union, UnionType) and len(args) == 2 and NoneType in args
 
 
-def _optional_hook(cl: Any) -> Callable[[Any, Any], Any]:
+def _optional_hook(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Structure `X | None` with X's hook, looked up once.
 
     cattrs' own hook dispatches on X again at every call; a run has a dozen
@@ -158,13 +142,7 @@ def _optional_hook(cl: Any) -> Callable[[Any, Any], Any]:
     return structure
 
 
-converter.register_structure_hook_factory(_is_optional, _optional_hook)
-
 _SCALARS = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
-
-# Registered before any hook below is built: generated hooks look these up once.
-for _kind, _accepts in _SCALARS.items():
-    converter.register_structure_hook(_kind, _json_scalar(_kind, _accepts))
 
 
 def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
@@ -179,11 +157,7 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
-    converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
-
-
-def _str_or(model: Any) -> Callable[[Any, Any], Any]:
+def _str_or(converter: cattrs.Converter, model: Any) -> Callable[[Any, Any], Any]:
     """Structure `str | X | None`: a string stays a string, an object is an X."""
     hook = converter.get_structure_hook(model)
 
@@ -195,7 +169,9 @@ def _str_or(model: Any) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
+def _tagged(
+    converter: cattrs.Converter, union: Any, unknown: type, tags: dict[type, str]
+) -> None:
     """Tag *union* by its `type` key, with *unknown* for types added later."""
     configure_tagged_union(
         union,
@@ -211,105 +187,177 @@ def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
     )
 
 
-_tagged(
-    m.Tool,
-    m.UnknownTool,
-    {
-        m.CodeInterpreterTool: "code_interpreter",
-        m.FileSearchTool: "file_search",
-        m.FunctionTool: "function",
-    },
-)
-_tagged(m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
-_tagged(
-    m.ResponseFormat,
-    m.UnknownResponseFormat,
-    {
-        m.ResponseFormatText: "text",
-        m.ResponseFormatJsonObject: "json_object",
-        m.ResponseFormatJsonSchema: "json_schema",
-    },
-)
-_tagged(
-    m.MessageContent,
-    m.TextContent,
-    {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
-)
-_tagged(
-    m.CodeOutput,
-    m.UnknownCodeOutput,
-    {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
-)
-_tagged(
-    m.StepToolCall,
-    m.UnknownStepToolCall,
-    {
-        m.CodeInterpreterCall: "code_interpreter",
-        m.FileSearchCall: "file_search",
-        m.FunctionCall: "function",
-    },
-)
-_tagged(
-    m.StepDetails,
-    m.UnknownStepDetails,
-    {m.MessageCreationDetails: "message_creation", m.ToolCallsDetails: "tool_calls"},
-)
-_tagged(
-    m.Annotation,
-    m.UnknownAnnotation,
-    {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
-)
-_tagged(
-    m.MessagePart,
-    m.UnknownPart,
-    {
-        m.TextPart: "text",
-        m.ImageFileContent: "image_file",
-        m.ImageUrlContent: "image_url",
-        m.RefusalPart: "refusal",
-    },
-)
-_tagged(
-    m.MessagePartDelta,
-    m.UnknownPartDelta,
-    {
-        m.TextPartDelta: "text",
-        m.RefusalPartDelta: "refusal",
-        m.ImageFilePartDelta: "image_file",
-        m.ImageUrlPartDelta: "image_url",
-    },
-)
-_tagged(
-    m.ToolCallDelta,
-    m.UnknownToolCallDelta,
-    {
-        m.FunctionCallDelta: "function",
-        m.CodeInterpreterCallDelta: "code_interpreter",
-        m.FileSearchCallDelta: "file_search",
-    },
-)
-_tagged(
-    m.StepDetailsDelta,
-    m.UnknownStepDetails,
-    {m.MessageCreationDelta: "message_creation", m.ToolCallsDelta: "tool_calls"},
-)
-# ``X | None`` of a union flattens into one union that _is_optional misses.
-_step_details_delta = converter.get_structure_hook(m.StepDetailsDelta)
-converter.register_structure_hook(
-    m.StepDetailsDelta | None,
-    lambda value, _: (
-        None if value is None else _step_details_delta(value, m.StepDetailsDelta)
-    ),
-)
-for _model in (m.NamedToolChoice, m.ResponseFormat):
-    converter.register_structure_hook(str | _model | None, _str_or(_model))
-converter.register_structure_hook(
-    str | list[m.MessageContent], _str_or(list[m.MessageContent])
-)
-# An attachment's tools are a subset of the tool union: structure them as one.
-converter.register_structure_hook(
-    m.CodeInterpreterTool | m.FileSearchTool, converter.get_structure_hook(m.Tool)
-)
+def _configure(converter: cattrs.Converter) -> cattrs.Converter:
+    """Teach *converter* the API's JSON: models, scalars, open enums, unions."""
+    converter.register_structure_hook_factory(_is_model, _model_structure_hook)
+    converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
+    converter.register_structure_hook_factory(_is_optional, _optional_hook)
+    # Registered before any hook below is built: generated hooks look these up once.
+    for _kind, _accepts in _SCALARS.items():
+        converter.register_structure_hook(_kind, _json_scalar(_kind, _accepts))
+    for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
+        converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
+    # Before the tool union: an OpenAPI tool's hook is built with it.
+    _tagged(
+        converter,
+        m.OpenApiAuth,
+        m.UnknownOpenApiAuth,
+        {
+            m.OpenApiAnonymousAuth: "anonymous",
+            m.OpenApiConnectionAuth: "connection",
+            m.OpenApiManagedAuth: "managed_identity",
+        },
+    )
+    _tagged(
+        converter,
+        m.Tool,
+        m.UnknownTool,
+        {
+            m.CodeInterpreterTool: "code_interpreter",
+            m.FileSearchTool: "file_search",
+            m.FunctionTool: "function",
+            m.AzureAISearchTool: "azure_ai_search",
+            m.AzureFunctionTool: "azure_function",
+            m.BingGroundingTool: "bing_grounding",
+            m.ConnectedAgentTool: "connected_agent",
+            m.OpenApiTool: "openapi",
+        },
+    )
+    _tagged(converter, m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
+    _tagged(
+        converter,
+        m.ResponseFormat,
+        m.UnknownResponseFormat,
+        {
+            m.ResponseFormatText: "text",
+            m.ResponseFormatJsonObject: "json_object",
+            m.ResponseFormatJsonSchema: "json_schema",
+        },
+    )
+    _tagged(
+        converter,
+        m.MessageContent,
+        m.TextContent,
+        {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
+    )
+    _tagged(
+        converter,
+        m.CodeOutput,
+        m.UnknownCodeOutput,
+        {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
+    )
+    _tagged(
+        converter,
+        m.StepToolCall,
+        m.UnknownStepToolCall,
+        {
+            m.CodeInterpreterCall: "code_interpreter",
+            m.FileSearchCall: "file_search",
+            m.FunctionCall: "function",
+            m.AzureAISearchCall: "azure_ai_search",
+            m.BingGroundingCall: "bing_grounding",
+            m.OpenApiCall: "openapi",
+        },
+    )
+    _tagged(
+        converter,
+        m.StepDetails,
+        m.UnknownStepDetails,
+        {
+            m.MessageCreationDetails: "message_creation",
+            m.ToolCallsDetails: "tool_calls",
+        },
+    )
+    _tagged(
+        converter,
+        m.Annotation,
+        m.UnknownAnnotation,
+        {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
+    )
+    _tagged(
+        converter,
+        m.MessagePart,
+        m.UnknownPart,
+        {
+            m.TextPart: "text",
+            m.ImageFileContent: "image_file",
+            m.ImageUrlContent: "image_url",
+            m.RefusalPart: "refusal",
+        },
+    )
+    _tagged(
+        converter,
+        m.MessagePartDelta,
+        m.UnknownPartDelta,
+        {
+            m.TextPartDelta: "text",
+            m.RefusalPartDelta: "refusal",
+            m.ImageFilePartDelta: "image_file",
+            m.ImageUrlPartDelta: "image_url",
+        },
+    )
+    _tagged(
+        converter,
+        m.ToolCallDelta,
+        m.UnknownToolCallDelta,
+        {
+            m.FunctionCallDelta: "function",
+            m.CodeInterpreterCallDelta: "code_interpreter",
+            m.FileSearchCallDelta: "file_search",
+        },
+    )
+    _tagged(
+        converter,
+        m.StepDetailsDelta,
+        m.UnknownStepDetails,
+        {m.MessageCreationDelta: "message_creation", m.ToolCallsDelta: "tool_calls"},
+    )
+    # ``X | None`` of a union flattens into one union that _is_optional misses.
+    _step_details_delta = converter.get_structure_hook(m.StepDetailsDelta)
+    converter.register_structure_hook(
+        m.StepDetailsDelta | None,
+        lambda value, _: (
+            None if value is None else _step_details_delta(value, m.StepDetailsDelta)
+        ),
+    )
+    for _model in (m.NamedToolChoice, m.ResponseFormat):
+        converter.register_structure_hook(
+            str | _model | None, _str_or(converter, _model)
+        )
+    converter.register_structure_hook(
+        str | list[m.MessageContent], _str_or(converter, list[m.MessageContent])
+    )
+    # An attachment's tools are a subset of the tool union: structure them as one.
+    converter.register_structure_hook(
+        m.CodeInterpreterTool | m.FileSearchTool, converter.get_structure_hook(m.Tool)
+    )
+    return converter
+
+
+converter = _configure(cattrs.Converter(omit_if_default=False))
+"""The configured `cattrs.Converter` for every model of this package.
+
+Use it to structure stored or webhook JSON into models, and to turn models
+back into the API's JSON:
+
+```python
+run = openai_runs.converter.structure(payload, openai_runs.Run)
+payload = openai_runs.converter.unstructure(run)
+```
+
+Unknown keys land in each model's `extra` and are written back on
+unstructure; unknown enum values stay plain strings; unknown `type` tags
+structure into the `Unknown…` variants.
+
+It is yours to extend: a hook you register on it changes what you structure
+with it, never what the client reads from the API, which parses with a
+converter of its own.
+"""
+
+# The client parses with a converter of its own, configured the same way, so
+# that a hook a user registers on the public one cannot change what the client
+# reads from the API.
+client_converter = _configure(cattrs.Converter(omit_if_default=False))
 
 
 request_converter = cattrs.Converter()

@@ -9,14 +9,13 @@ stands after the deltas seen so far, as openai-python's
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any, Final
 
 import attrs
 import cattrs
 
-from ._converter import converter
+from ._converter import client_converter
 from .models import (
     ErrorObject,
     Message,
@@ -119,12 +118,21 @@ def parse_event(event: str, data: str) -> tuple[StreamEvent, Any]:
         value = payload if isinstance(payload, dict) else data
         return StreamEvent(event, value), payload
     try:
-        return StreamEvent(event, converter.structure(payload, model)), payload
+        return StreamEvent(event, client_converter.structure(payload, model)), payload
     except cattrs.ClassValidationError as exc:
         detail = "; ".join(cattrs.transform_error(exc)[:5])
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
         detail = str(exc)
     raise EventDataError(f"{event}: not a valid {model.__name__}: {detail}")
+
+
+def _copy(value: Any) -> Any:
+    """A copy of decoded JSON: new dicts and lists, the same immutable leaves."""
+    if value.__class__ is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if value.__class__ is list:
+        return [_copy(v) for v in value]
+    return value
 
 
 def accumulate(snapshot: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +145,7 @@ def accumulate(snapshot: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any
     for key, value in delta.items():
         current = snapshot.get(key)
         if current is None or key in ("index", "type"):
-            snapshot[key] = copy.deepcopy(value)
+            snapshot[key] = _copy(value)
         elif isinstance(current, str) and isinstance(value, str):
             snapshot[key] = current + value
         elif isinstance(current, dict) and isinstance(value, dict):
@@ -145,7 +153,7 @@ def accumulate(snapshot: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any
         elif isinstance(current, list) and isinstance(value, list):
             _merge_by_index(current, value)
         else:
-            snapshot[key] = copy.deepcopy(value)
+            snapshot[key] = _copy(value)
     return snapshot
 
 
@@ -153,14 +161,14 @@ def _merge_by_index(items: list[Any], deltas: list[Any]) -> None:
     for delta in deltas:
         index = delta.get("index") if isinstance(delta, dict) else None
         if not isinstance(index, int) or index < 0:
-            items.append(copy.deepcopy(delta))
+            items.append(_copy(delta))
             continue
         while len(items) <= index:
             items.append({})
         if isinstance(items[index], dict):
             accumulate(items[index], delta)
         else:
-            items[index] = copy.deepcopy(delta)
+            items[index] = _copy(delta)
 
 
 def _without_index(value: Any, *, in_list: bool = False) -> Any:
@@ -199,10 +207,10 @@ class Snapshots:
         elif event == "thread.run.step.delta":
             self._merge(self._steps, "step", key, payload)
         elif event.startswith("thread.message."):
-            self._messages[key] = copy.deepcopy(payload)
+            self._messages[key] = _copy(payload)
             self._built.pop(("message", key), None)
         elif event.startswith("thread.run.step."):
-            self._steps[key] = copy.deepcopy(payload)
+            self._steps[key] = _copy(payload)
             self._built.pop(("step", key), None)
 
     def _merge(
@@ -246,6 +254,6 @@ class Snapshots:
             return None
         built = self._built.get((kind, key))
         if built is None:
-            built = converter.structure(_without_index(store[key]), cls)
+            built = client_converter.structure(_without_index(store[key]), cls)
             self._built[(kind, key)] = built
         return built

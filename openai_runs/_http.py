@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -163,30 +164,34 @@ class Transport:
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
         if self.query or params:
             url += "?" + urlencode([*self.query, *params])
-        credentials = await self.auth.headers()
-        for value in credentials.values():
-            # "Bearer KEY": the key alone, so an echo of it without the
-            # scheme is caught too.
-            secret = value.rpartition(" ")[2]
-            if len(secret) >= _MIN_SECRET and secret not in self.secrets:
-                self.secrets.append(secret)
+        budget = timeout or self.timeout
+        started = time.monotonic()
+        try:
+            # A credential's token fetch is part of the request: its timeout
+            # bounds the fetch too, and the answer gets what the fetch left.
+            async with asyncio.timeout(budget):
+                credentials = await self.auth.headers()
+        except TimeoutError as exc:
+            where = _where(method, path)
+            raise APITimeoutError(f"{where}: no token within the timeout") from exc
+        self._remember(credentials)
         headers = {**self.headers, **credentials}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        started = time.monotonic()
+        left = budget - (time.monotonic() - started)
         try:
             async with self._session().request(
                 method,
                 URL(url, encoded=True),
                 headers=headers,
                 data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                timeout=aiohttp.ClientTimeout(total=max(left, 0.001)),
                 allow_redirects=False,
                 # A caller's session may default to True: a 404 would then
                 # raise ClientResponseError here instead of being mapped.
                 raise_for_status=False,
             ) as resp:
-                raw = await self._read(resp, method, path)
+                raw = await self.read_body(resp, method, path)
         except TimeoutError as exc:
             where = _where(method, path)
             self._hide_credentials(exc, credentials)
@@ -219,6 +224,15 @@ class Transport:
                 resp.headers.get("x-request-id"),
             )
         return resp.status, resp.headers, raw
+
+    def _remember(self, credentials: Mapping[str, str]) -> None:
+        """Keep the credentials just sent, to redact them from what comes back."""
+        for value in credentials.values():
+            # "Bearer KEY": the key alone, so an echo of it without the
+            # scheme is caught too.
+            secret = value.rpartition(" ")[2]
+            if len(secret) >= _MIN_SECRET and secret not in self.secrets:
+                self.secrets.append(secret)
 
     def scrub(self, raw: bytes) -> bytes:
         """Replace each credential this transport has sent with `[redacted]`.
@@ -255,7 +269,60 @@ class Transport:
             headers=CIMultiDictProxy(headers)
         )
 
-    async def _read(
+    async def stream(
+        self,
+        method: str,
+        path: Sequence[str],
+        *,
+        body: Any,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request and hand over the answer before its body is read.
+
+        For server-sent events: *timeout* bounds the connect, the wait for
+        the headers, and each wait between two reads of the body (a stream
+        that goes quiet for longer breaks as a timeout), not the whole body.
+        The caller closes the response.
+
+        Raises:
+            APITimeoutError: No headers in time.
+            APIConnectionError: The connection failed before the headers.
+        """
+        url = self.base_url + "/" + "/".join([_segment(p) for p in path])
+        if self.query:
+            url += "?" + urlencode(self.query)
+        credentials = await self.auth.headers()
+        self._remember(credentials)
+        headers = {
+            **self.headers,
+            **credentials,
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        seconds = timeout or self.timeout
+        try:
+            return await self._session().request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=seconds, sock_read=seconds
+                ),
+                allow_redirects=False,
+                raise_for_status=False,
+            )
+        except TimeoutError as exc:
+            where = _where(method, path)
+            self._hide_credentials(exc, credentials)
+            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            where = _where(method, path)
+            self._hide_credentials(exc, credentials)
+            message = self.scrub_text(f"{where}: {type(exc).__name__}: {exc}")
+            raise APIConnectionError(message) from exc
+
+    async def read_body(
         self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]
     ) -> bytes:
         """Read the body, refusing one longer than *max_response_bytes*.

@@ -9,7 +9,29 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
-from .models import CodeInterpreterTool, FileSearchTool, FunctionTool
+from .models import (
+    AzureAISearchTool,
+    AzureFunctionTool,
+    BingGroundingTool,
+    CodeInterpreterTool,
+    ConnectedAgentTool,
+    FileSearchTool,
+    FunctionTool,
+    OpenApiTool,
+)
+
+# The tools a request may carry: OpenAI's three and Azure AI Foundry's five
+# (a server that does not know a type answers 400 for it).
+_SENDABLE_TOOLS: Final = (
+    CodeInterpreterTool,
+    FileSearchTool,
+    FunctionTool,
+    AzureAISearchTool,
+    AzureFunctionTool,
+    BingGroundingTool,
+    ConnectedAgentTool,
+    OpenApiTool,
+)
 
 ORDERS: Final = frozenset({"asc", "desc"})
 STEP_INCLUDES: Final = frozenset(
@@ -233,16 +255,21 @@ def check_tools(tools: Sequence[object] | None) -> None:
                     0,
                     1,
                 )
-        elif not isinstance(tool, CodeInterpreterTool | FileSearchTool | FunctionTool):
+        elif not isinstance(tool, _SENDABLE_TOOLS):
             raise InvalidRequestError(
                 "tools",
-                f"{tool!r} is not a CodeInterpreterTool, FileSearchTool or "
-                "FunctionTool",
+                f"{tool!r} is not a tool model (CodeInterpreterTool, "
+                "FileSearchTool, FunctionTool, or one of Azure AI Foundry's)",
             )
 
 
 TOOL_CHOICES: Final = ("none", "auto", "required")
 RESPONSE_FORMATS: Final = ("auto",)
+# Azure AI Foundry's AgentsToolChoiceOptionMode and AgentsApiResponseFormatMode
+# (lost from its swagger's `tool_choice` and `response_format`, which are empty
+# schemas; the TypeSpec source has them): no `required`, and a `none` format.
+FOUNDRY_TOOL_CHOICES: Final = ("none", "auto")
+FOUNDRY_RESPONSE_FORMATS: Final = ("auto", "none")
 
 
 def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ OpenAIRunsError
 ├── APIResponseError                        an answer we could not use
 │   ├── APIStatusError                      an HTTP error status
 │   │   ├── BadRequestError                 400
+│   │   │   └── ThreadLockedError           400: a run on the thread is active
 │   │   ├── AuthenticationError             401
 │   │   ├── PermissionDeniedError           403
 │   │   ├── NotFoundError                   404
@@ -17,7 +18,8 @@ OpenAIRunsError
 │   │   │   └── InsufficientQuotaError      429 insufficient_quota
 │   │   └── InternalServerError             5xx
 │   └── APIDecodeError                      a body that is not what the API sends
-│       └── ResponseTooLargeError           ... longer than max_response_bytes
+│       ├── ResponseTooLargeError           ... longer than max_response_bytes
+│       └── StreamDecodeError               an event stream that is not what it sends
 ├── WatchTimeoutError                       a watch outlived its deadline
 └── ToolCallError                           a tool handler failed during a watch
 ```
@@ -28,6 +30,7 @@ attribute or repr here ever holds the API key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +56,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "StreamDecodeError",
+    "ThreadLockedError",
     "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
@@ -157,6 +162,35 @@ class BadRequestError(APIStatusError):
     """400: the API refused the request as malformed."""
 
 
+class ThreadLockedError(BadRequestError):
+    """400: a run on the thread is active, so it takes no new run or message.
+
+    A thread has at most one active run (``queued``, ``in_progress``,
+    ``requires_action``, ``cancelling``); until it ends, creating a run or
+    adding a message is refused. Wait for the run
+    ([wait_idle][openai_runs.Runs.wait_idle]) or cancel it
+    (``wait_idle(thread_id, cancel=True)``), then try again.
+
+    Attributes:
+        thread_id: The locked thread, as the API named it.
+        run_id: The active run that holds the lock.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str, run_id: str, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.thread_id = thread_id
+        self.run_id = run_id
+
+
+# The live API's words for the thread lock (createRun, createMessage).
+_THREAD_LOCKED = (
+    re.compile(r"Can't add messages to (?P<thread>\S+) while a run (?P<run>\S+?) is"),
+    re.compile(r"Thread (?P<thread>\S+) already has an active run (?P<run>\S+?)\.?$"),
+)
+
+
 class AuthenticationError(APIStatusError):
     """401: the key or token is missing, wrong or expired."""
 
@@ -191,6 +225,14 @@ class InternalServerError(APIStatusError):
 
 class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
+
+
+class StreamDecodeError(APIDecodeError):
+    """An event stream that is not what the API sends.
+
+    It broke the server-sent events format or a size limit (a line or an
+    event too long), or an event's data was not the JSON of its model.
+    """
 
 
 class ResponseTooLargeError(APIDecodeError):
@@ -285,6 +327,21 @@ def error_from_response(
         cls = InternalServerError
     else:
         cls = _BY_STATUS.get(status, APIStatusError)
+    if status == 400:
+        for pattern in _THREAD_LOCKED:
+            if match := pattern.search(message):
+                return ThreadLockedError(
+                    message,
+                    thread_id=match["thread"],
+                    run_id=match["run"],
+                    status_code=status,
+                    headers=headers,
+                    body=data,
+                    excerpt=excerpt,
+                    type=_str_or_none(error.get("type")),
+                    code=code,
+                    param=_str_or_none(error.get("param")),
+                )
     return cls(
         message,
         status_code=status,

@@ -32,6 +32,16 @@ __all__ = [
     "Annotation",
     "AnnotationDelta",
     "Attachment",
+    "AzureAISearchCall",
+    "AzureAISearchTool",
+    "AzureFunctionBinding",
+    "AzureFunctionDefinition",
+    "AzureFunctionStorageQueue",
+    "AzureFunctionTool",
+    "BingGroundingCall",
+    "BingGroundingConfiguration",
+    "BingGroundingSearch",
+    "BingGroundingTool",
     "CodeInterpreterCall",
     "CodeInterpreterCallDelta",
     "CodeInterpreterCallDetails",
@@ -41,6 +51,10 @@ __all__ = [
     "CodeOutputImage",
     "CodeOutputImageFile",
     "CodeOutputLogs",
+    "ConnectedAgent",
+    "ConnectedAgentTool",
+    "DeletedMessage",
+    "DeletedThread",
     "ErrorObject",
     "FileCitation",
     "FileCitationAnnotation",
@@ -82,6 +96,15 @@ __all__ = [
     "MessageStatus",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
+    "OpenApiAnonymousAuth",
+    "OpenApiAuth",
+    "OpenApiCall",
+    "OpenApiConnectionAuth",
+    "OpenApiConnectionScheme",
+    "OpenApiFunctionDefinition",
+    "OpenApiManagedAuth",
+    "OpenApiManagedScheme",
+    "OpenApiTool",
     "Page",
     "RefusalPart",
     "RefusalPartDelta",
@@ -118,6 +141,7 @@ __all__ = [
     "TruncationStrategy",
     "UnknownAnnotation",
     "UnknownCodeOutput",
+    "UnknownOpenApiAuth",
     "UnknownPart",
     "UnknownPartDelta",
     "UnknownResponseFormat",
@@ -278,7 +302,217 @@ class UnknownTool:
     extra: dict[str, Any] = _extra()
 
 
-Tool = CodeInterpreterTool | FileSearchTool | FunctionTool | UnknownTool
+# --- Azure AI Foundry tools ---------------------------------------------------
+# The tool types Azure AI Foundry Agent Service adds to OpenAI's three
+# (its `ToolDefinition` subtypes). Field names are the wire's JSON keys.
+
+
+@attrs.frozen(kw_only=True)
+class AzureAISearchTool:
+    """Azure AI Foundry: search an Azure AI Search index.
+
+    The index is named in the agent's or the thread's
+    `tool_resources["azure_ai_search"]`, not here.
+    """
+
+    type: str = "azure_ai_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionStorageQueue:
+    """An Azure Storage queue: its service endpoint and name."""
+
+    queue_service_endpoint: str
+    queue_name: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionBinding:
+    """Where an Azure Function reads its input or writes its output."""
+
+    storage_queue: AzureFunctionStorageQueue
+    type: str = "storage_queue"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionDefinition:
+    """An Azure Function: its signature and the queues it talks through."""
+
+    function: FunctionDefinition
+    input_binding: AzureFunctionBinding
+    output_binding: AzureFunctionBinding
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionTool:
+    """Azure AI Foundry: call an Azure Function through storage queues."""
+
+    azure_function: AzureFunctionDefinition
+    type: str = "azure_function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingConfiguration:
+    """One Grounding with Bing Search connection and its query options.
+
+    Attributes:
+        connection_id: The project connection to the Bing resource.
+        market: The market results come from (`en-US`, ...).
+        set_lang: The language of user interface strings.
+        count: How many results to ask for.
+        freshness: Only results from this period (`Day`, `Week`, ...).
+    """
+
+    connection_id: str
+    market: str | None = None
+    set_lang: str | None = None
+    count: int | None = None
+    freshness: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingSearch:
+    """The search configurations of a `bing_grounding` tool (at most one)."""
+
+    search_configurations: list[BingGroundingConfiguration]
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingTool:
+    """Azure AI Foundry: ground answers in Bing search results."""
+
+    bing_grounding: BingGroundingSearch
+    type: str = "bing_grounding"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ConnectedAgent:
+    """Another agent, called as a tool: its id, and what the model is told of it."""
+
+    id: str
+    name: str
+    description: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ConnectedAgentTool:
+    """Azure AI Foundry: hand part of the work to another agent."""
+
+    connected_agent: ConnectedAgent
+    type: str = "connected_agent"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiAnonymousAuth:
+    """An OpenAPI tool's service needs no authentication."""
+
+    type: str = "anonymous"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiConnectionScheme:
+    """The project connection that holds an OpenAPI service's key."""
+
+    connection_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiConnectionAuth:
+    """Authenticate an OpenAPI tool's calls with a project connection."""
+
+    security_scheme: OpenApiConnectionScheme
+    type: str = "connection"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiManagedScheme:
+    """The audience of the managed identity token an OpenAPI service wants."""
+
+    audience: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiManagedAuth:
+    """Authenticate an OpenAPI tool's calls with the project's managed identity."""
+
+    security_scheme: OpenApiManagedScheme
+    type: str = "managed_identity"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownOpenApiAuth:
+    """An OpenAPI authentication type this version does not know."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+OpenApiAuth = (
+    OpenApiAnonymousAuth
+    | OpenApiConnectionAuth
+    | OpenApiManagedAuth
+    | UnknownOpenApiAuth
+)
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiFunctionDefinition:
+    """An OpenAPI service the agent may call.
+
+    Attributes:
+        name: The tool's name.
+        spec: The OpenAPI document, as JSON.
+        auth: How calls to the service authenticate.
+        description: What the service does, for the model.
+        default_params: Parameters with defaults in the document the model
+            need not fill.
+        functions: The operations the service found in *spec* (read only).
+    """
+
+    name: str
+    spec: Any
+    auth: OpenApiAuth
+    description: str | None = None
+    default_params: list[str] | None = None
+    functions: list[FunctionDefinition] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiTool:
+    """Azure AI Foundry: call the operations of an OpenAPI service."""
+
+    openapi: OpenApiFunctionDefinition
+    type: str = "openapi"
+    extra: dict[str, Any] = _extra()
+
+
+Tool = (
+    CodeInterpreterTool
+    | FileSearchTool
+    | FunctionTool
+    | AzureAISearchTool
+    | AzureFunctionTool
+    | BingGroundingTool
+    | ConnectedAgentTool
+    | OpenApiTool
+    | UnknownTool
+)
 
 
 # --- Run settings -----------------------------------------------------------
@@ -474,7 +708,8 @@ class Run:
         status: A [RunStatus][openai_runs.models.RunStatus], or the plain string of a
             status added after this version.
         required_action: Set while the run is `requires_action`.
-        extra: Keys the API sent that this version does not know.
+        extra: Keys the API sent that this version does not know (Azure AI
+            Foundry's `tool_resources` is there).
     """
 
     id: str
@@ -681,7 +916,60 @@ class UnknownStepToolCall:
     extra: dict[str, Any] = _extra()
 
 
-StepToolCall = CodeInterpreterCall | FileSearchCall | FunctionCall | UnknownStepToolCall
+@attrs.frozen(kw_only=True)
+class AzureAISearchCall:
+    """Azure AI Foundry: a search of an Azure AI Search index, in a step.
+
+    Attributes:
+        azure_ai_search: What the service reports of the call; the spec
+            types it as a map of strings "reserved for future use".
+    """
+
+    id: str
+    azure_ai_search: dict[str, Any]
+    type: str = "azure_ai_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingCall:
+    """Azure AI Foundry: a Bing search, in a step.
+
+    Attributes:
+        bing_grounding: What the service reports of the search (such as
+            `requesturl`); a map of strings "reserved for future use".
+    """
+
+    id: str
+    bing_grounding: dict[str, Any]
+    type: str = "bing_grounding"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiCall:
+    """Azure AI Foundry: a call of an OpenAPI tool, in a step.
+
+    Attributes:
+        openapi: What the service reports of the call; a map of strings
+            "reserved for future use".
+    """
+
+    id: str
+    openapi: dict[str, Any]
+    type: str = "openapi"
+    extra: dict[str, Any] = _extra()
+
+
+StepToolCall = (
+    CodeInterpreterCall
+    | FileSearchCall
+    | FunctionCall
+    | AzureAISearchCall
+    | BingGroundingCall
+    | OpenApiCall
+    | UnknownStepToolCall
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -860,7 +1148,8 @@ class Page(Generic[T]):
     """
 
     data: list[T]
-    object: str = "list"
+    # `list` from OpenAI; Azure AI Foundry's pages have no `object` key.
+    object: str | None = None
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
@@ -895,6 +1184,36 @@ class Thread:
     created_at: int
     tool_resources: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class DeletedThread:
+    """What deleting a thread answers.
+
+    Attributes:
+        id: The thread's id.
+        deleted: Whether the thread is gone.
+    """
+
+    id: str
+    object: str = "thread.deleted"
+    deleted: bool
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class DeletedMessage:
+    """What deleting a message answers.
+
+    Attributes:
+        id: The message's id.
+        deleted: Whether the message is gone.
+    """
+
+    id: str
+    object: str = "thread.message.deleted"
+    deleted: bool
     extra: dict[str, Any] = _extra()
 
 
@@ -1035,6 +1354,12 @@ class Message:
         return "".join(
             part.text.value for part in self.content if isinstance(part, TextPart)
         )
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal parts joined, or *None* when the model did not refuse."""
+        parts = [p.refusal for p in self.content if isinstance(p, RefusalPart)]
+        return "".join(parts) if parts else None
 
 
 # --- Stream deltas ------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from _threads_spec import validator
 
 from openai_runs._sse import ServerSentEvent, iter_sse
 from openai_runs.testing import Emulator, ManualClock, RunScript
-from openai_runs.testing._streaming import DEFAULT_REPLY
+from openai_runs.testing._script import DEFAULT_REPLY
 
 Events = list[tuple[str, Any]]
 FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather"}}
@@ -269,3 +270,62 @@ def test_stream_false_answers_json() -> None:
             return payload
 
     assert run_with(body)["object"] == "thread.run"
+
+
+def test_official_openai_client_streams_through_a_tool_call() -> None:
+    """openai's runs.stream with an AsyncAssistantEventHandler runs a tool call to the end."""
+    openai = pytest.importorskip("openai")
+    from openai import AsyncAssistantEventHandler  # noqa: PLC0415 - optional
+
+    seen: list[str] = []
+    texts: list[str] = []
+
+    class Handler(AsyncAssistantEventHandler):
+        def __init__(self, client: Any, thread_id: str) -> None:
+            super().__init__()
+            self.client = client
+            self.thread_id = thread_id
+
+        async def on_event(self, event: Any) -> None:
+            seen.append(event.event)
+            if event.event == "thread.run.requires_action":
+                run = event.data
+                calls = run.required_action.submit_tool_outputs.tool_calls
+                outputs = [{"tool_call_id": c.id, "output": "sunny"} for c in calls]
+                async with self.client.beta.threads.runs.submit_tool_outputs_stream(
+                    thread_id=self.thread_id,
+                    run_id=run.id,
+                    tool_outputs=outputs,
+                    event_handler=Handler(self.client, self.thread_id),
+                ) as stream:
+                    await stream.until_done()
+
+        async def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            texts.append(delta.value)
+
+    async def body(emu: Emulator, session: aiohttp.ClientSession) -> Any:
+        thread_id = await new_thread(emu, session)
+        async with (
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key="sk-any", max_retries=0
+            ) as client,
+            client.beta.threads.runs.stream(
+                thread_id=thread_id,
+                assistant_id="asst_1",
+                tools=[FUNCTION_TOOL],
+                event_handler=Handler(client, thread_id),
+            ) as stream,
+        ):
+            await stream.until_done()
+            return await stream.get_final_run(), stream.current_run_step_snapshot
+
+    with warnings.catch_warnings():
+        # The openai client marks the Assistants API deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        first_run, _ = run_with(
+            body, default_script=RunScript.requires_action(after=0.1, then=0.2)
+        )
+    assert first_run.status == "requires_action"
+    assert seen.count("thread.run.requires_action") == 1
+    assert seen[-1] == "thread.run.completed"
+    assert "".join(texts) == DEFAULT_REPLY

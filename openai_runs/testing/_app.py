@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -18,6 +19,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
+from ._conversation import CONVERSATIONS, Conversations, routes
+from ._foundry import mount_foundry
 from ._schema import check_body
 from ._script import Fault, RunScript, converter
 from ._state import (
@@ -47,6 +50,9 @@ class Access:
 
 
 ACCESS = web.AppKey("access", Access)
+BodyCheck = Callable[[str, object], JSON]
+BODY_CHECK: web.AppKey[BodyCheck] = web.AppKey("body_check")
+"""How request bodies are checked: `check_body`, or a dialect's own."""
 
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
@@ -64,13 +70,18 @@ _FAULT_ERRORS = {
 }
 
 
-def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Application:
+def build_app(
+    state: EmulatorState, *, prefix: str, access: Access, dialect: str = "openai"
+) -> web.Application:
     """Return the emulator's application.
 
     Args:
         state: The emulator's state.
         prefix: Where the API is mounted, such as `/v1`.
         access: The key and header requirements of the API.
+        dialect: `openai`, or `foundry` for Azure AI Foundry's shape at
+            `/api/projects/{project}` (see `_foundry`; *prefix* and *access*
+            are then unused).
     """
     api = web.Application(middlewares=[_api_middleware])
     api.add_routes(
@@ -85,10 +96,12 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.get("/threads/{thread_id}/runs/{run_id}/steps", _list_steps),
             web.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", _get_step),
             web.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", _submit),
+            *routes(),
         ]
     )
     app = web.Application(middlewares=[_error_middleware])
     app[STATE] = state
+    app[CONVERSATIONS] = Conversations(state)
     app[ACCESS] = access
     app.add_routes(
         [
@@ -101,7 +114,10 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.put("/_emulator/scripts/{name}", _put_script),
         ]
     )
-    app.add_subapp(prefix, api)
+    if dialect == "foundry":
+        mount_foundry(app, api)
+    else:
+        app.add_subapp(prefix, api)
     app.on_response_prepare.append(_add_request_id)
     return app
 
@@ -241,7 +257,8 @@ async def _json(request: web.Request) -> Any:
 
 async def _body(request: web.Request, schema: str) -> JSON:
     """Read a request body and check it against the contract's *schema*."""
-    return check_body(schema, await _json(request))
+    check = request.config_dict.get(BODY_CHECK, check_body)
+    return check(schema, await _json(request))
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
@@ -339,16 +356,23 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 
 async def _create_thread(request: web.Request) -> web.Response:
-    body = await _body(request, "CreateThreadRequest")
-    state = request.config_dict[STATE]
-    return web.json_response(state.create_thread(body.get("metadata")))
+    # createThread's body is optional: its curl example sends `-d ''`.
+    body = await _body(request, "CreateThreadRequest") if request.body_exists else {}
+    conversations = request.config_dict[CONVERSATIONS]
+    return web.json_response(conversations.create_thread(body))
 
 
 async def _create_run(request: web.Request) -> web.StreamResponse:
     _wants_content(request)
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateRunRequest")
-    run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    fields = run_fields(body)
+    thread_id = request.match_info["thread_id"]
+    with state.lock:
+        conversations.check_run_allowed(thread_id)
+        conversations.add_messages(thread_id, body.get("additional_messages"))
+        run = state.create_run(thread_id, fields)
     if body.get("stream"):
         return await stream_run(
             request, state, run, RunView(), opening=created_events(run)
@@ -358,11 +382,13 @@ async def _create_run(request: web.Request) -> web.StreamResponse:
 
 async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
+    conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
     fields = run_fields(body)
-    created = state.create_thread(thread.get("metadata"))
-    run = state.create_run(created["id"], fields)
+    with state.lock:
+        created = conversations.create_thread(thread)
+        run = state.create_run(created["id"], fields)
     if body.get("stream"):
         opening = created_events(run, created)
         return await stream_run(request, state, run, RunView(), opening=opening)

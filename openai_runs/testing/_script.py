@@ -26,11 +26,16 @@ RunStatus = Literal[
 TERMINAL: frozenset[str] = frozenset(
     {"cancelled", "failed", "completed", "incomplete", "expired"}
 )
+DEFAULT_REPLY = "Hello! I am the emulator's assistant, and this is my reply."
+"""What a run says when its script sets no `reply` (streamed or listed alike)."""
 
 
 @attrs.frozen
-class FunctionCall:
-    """A function call the run asks the caller to perform.
+class ScriptedCall:
+    """A function call that a scripted run asks the caller to perform.
+
+    The emulator turns it into the tool call the API sends
+    ([ToolCall][openai_runs.models.ToolCall] on the client's side).
 
     Attributes:
         name: The function's name.
@@ -48,7 +53,7 @@ def _check_seconds(
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _calls(calls: Iterable[FunctionCall]) -> tuple[FunctionCall, ...]:
+def _calls(calls: Iterable[ScriptedCall]) -> tuple[ScriptedCall, ...]:
     return tuple(calls)
 
 
@@ -69,7 +74,7 @@ class Phase:
 
     status: RunStatus
     seconds: float | None = attrs.field(default=None, validator=_check_seconds)
-    tool_calls: tuple[FunctionCall, ...] = attrs.field(default=(), converter=_calls)
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=_calls)
 
 
 def _phases(phases: Iterable[Phase]) -> tuple[Phase, ...]:
@@ -111,6 +116,8 @@ class RunScript:
             `None` uses the emulator's setting.
         poll_after_ms: An `openai-poll-after-ms` hint sent with every
             response about this run; `None` uses the emulator's setting.
+        reply: The text of the assistant's message that the run adds to its
+            thread when it ends `completed` (or `incomplete`, cut short).
     """
 
     phases: tuple[Phase, ...] = attrs.field(converter=_phases, validator=_check_phases)
@@ -127,11 +134,15 @@ class RunScript:
         default=None, kw_only=True, validator=_check_seconds
     )
     poll_after_ms: int | None = attrs.field(default=None, kw_only=True)
+    reply: str = attrs.field(default=DEFAULT_REPLY, kw_only=True)
 
     @classmethod
-    def completed(cls, after: float = 1.0) -> RunScript:
-        """Queued, then in progress, then `completed` *after* seconds."""
-        return cls(_working(after, "completed"))
+    def completed(cls, after: float = 1.0, *, reply: str = DEFAULT_REPLY) -> RunScript:
+        """Queued, then in progress, then `completed` *after* seconds.
+
+        The run adds an assistant message saying *reply* to its thread.
+        """
+        return cls(_working(after, "completed"), reply=reply)
 
     @classmethod
     def failed(
@@ -160,11 +171,16 @@ class RunScript:
 
     @classmethod
     def requires_action(
-        cls, *tool_calls: FunctionCall, after: float = 0.5, then: float = 0.5
+        cls,
+        *tool_calls: ScriptedCall,
+        after: float = 0.5,
+        then: float = 0.5,
+        reply: str = DEFAULT_REPLY,
     ) -> RunScript:
         """Ask for tool outputs after *after* s; complete *then* s after they come.
 
         Without outputs the run stays in `requires_action` until it expires.
+        Once completed, the run adds an assistant message saying *reply*.
         """
         return cls(
             (
@@ -174,7 +190,8 @@ class RunScript:
                 Phase("queued", 0.0),
                 Phase("in_progress", then),
                 Phase("completed"),
-            )
+            ),
+            reply=reply,
         )
 
     @classmethod

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import attrs
 
 from ._clock import Clock
-from ._script import TERMINAL, Fault, FunctionCall, Phase, RunScript
+from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
 
 JSON = dict[str, Any]
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -207,6 +207,8 @@ class Run:
         self._events: list[tuple[float, int, Callable[[float], None]]] = []
         self._tools_run = False
         self._waiting: _Step | None = None
+        # Called once when the run ends: the thread appends the reply.
+        self.on_end: Callable[[Run, float], None] | None = None
         self._enter(0, now)
 
     # -- the lifecycle ------------------------------------------------------
@@ -309,6 +311,9 @@ class Run:
         for step in self.steps:
             if step.status == "in_progress":
                 self._finish(step, _STEP_END[status], now)
+        if self.on_end is not None:
+            on_end, self.on_end = self.on_end, None
+            on_end(self, now)
 
     def _plan_steps(self, index: int, now: float, seconds: float | None) -> None:
         # Steps spread evenly over the phase; the last one is still in
@@ -321,7 +326,7 @@ class Run:
             planned += [
                 _tool_step(tool["type"])
                 for tool in self.fields["tools"]
-                if tool["type"] != "function"
+                if tool["type"] in _STEP_TOOLS
             ]
         if after != "requires_action":
             planned.append(
@@ -348,11 +353,11 @@ class Run:
 
     def _ask_for_outputs(self, phase: Phase, now: float) -> None:
         calls = phase.tool_calls or tuple(
-            FunctionCall(tool["function"]["name"])
+            ScriptedCall(tool["function"]["name"])
             for tool in self.fields["tools"]
             if tool["type"] == "function"
         )
-        calls = calls or (FunctionCall("lookup"),)
+        calls = calls or (ScriptedCall("lookup"),)
         ids = [new_id("call") for _ in calls]
         self.required_action = {
             "type": "submit_tool_outputs",
@@ -480,9 +485,21 @@ def _usage(prompt: int, completion: int) -> JSON:
     }
 
 
+# The tools the server runs itself, each with a step of its own; Azure AI
+# Foundry's `connected_agent` and `azure_function` have no step tool call in
+# its v1 spec, and function calls go to the client.
+_STEP_TOOLS = frozenset(
+    {"code_interpreter", "file_search", "azure_ai_search", "bing_grounding", "openapi"}
+)
+
+
 def _tool_step(kind: str) -> JSON:
     call: JSON
-    if kind == "code_interpreter":
+    if kind in ("azure_ai_search", "bing_grounding", "openapi"):
+        # Azure AI Foundry's: a string map "reserved for future use".
+        details = {"bing_grounding": {"requesturl": "https://api.bing.microsoft.com/"}}
+        call = {"id": new_id("call"), "type": kind, kind: details.get(kind, {})}
+    elif kind == "code_interpreter":
         call = {
             "id": new_id("call"),
             "type": "code_interpreter",
@@ -541,6 +558,8 @@ class _Thread:
     metadata: dict[str, str]
     runs: list[Run] = attrs.Factory(list)
     positions: dict[str, int] = attrs.Factory(dict)
+    messages: list[JSON] = attrs.Factory(list)
+    tool_resources: JSON = attrs.Factory(dict)
 
 
 @attrs.define
@@ -624,6 +643,8 @@ class EmulatorState:
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
         self._faults: list[_ActiveFault] = []
+        # Called as each run ends (the conversation appends the reply).
+        self.on_run_end: Callable[[Run, float], None] | None = None
         # Fault draws must be reproducible, not secret.
         self._random = random.Random(seed)  # noqa: S311
 
@@ -665,6 +686,11 @@ class EmulatorState:
             thread.positions[run.id] = len(thread.runs)
             thread.runs.append(run)
             self.runs[run.id] = run
+            if self.on_run_end is not None:
+                run.on_end = self.on_run_end
+                if run.status in TERMINAL:  # a script that ends at once
+                    run.on_end = None
+                    self.on_run_end(run, self.clock.now())
             return run
 
     def _script_for(self, fields: JSON) -> RunScript:
@@ -844,7 +870,7 @@ def _thread_json(thread: _Thread) -> JSON:
         "object": "thread",
         "created_at": thread.created_at,
         "metadata": thread.metadata,
-        "tool_resources": {},
+        "tool_resources": thread.tool_resources,
     }
 
 

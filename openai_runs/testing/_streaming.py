@@ -39,9 +39,6 @@ from aiohttp import web
 from ._script import TERMINAL
 from ._state import JSON, EmulatorState, Run, _Step
 
-DEFAULT_REPLY = "Hello! I am the emulator's assistant, and this is my reply."
-"""The text of a streamed assistant message, unless the run's script sets one."""
-
 _TICK = 0.05
 """The longest real pause between two looks at the run, in seconds."""
 
@@ -56,12 +53,6 @@ _MESSAGE_END = {
     "cancelled": ("incomplete", "run_cancelled"),
     "expired": ("incomplete", "run_expired"),
 }
-
-
-def reply_text(run: Run) -> str:
-    """The text the assistant streams for *run*."""
-    reply = getattr(run.script, "reply", None)
-    return reply if isinstance(reply, str) and reply else DEFAULT_REPLY
 
 
 @attrs.define
@@ -253,7 +244,7 @@ class RunStreamer:
         return message_id
 
     def _open_message(self, run: Run, step: _Step, now: float) -> list[bytes]:
-        words = re.findall(r"\S+\s*", reply_text(run))
+        words = re.findall(r"\S+\s*", run.script.reply) or [run.script.reply]
         # The message is written over the time until the run's next planned
         # change (its end, for the last step), or a word per _WORD_SECONDS.
         ends = [when for when, _, _ in run._events if when > step.created]
