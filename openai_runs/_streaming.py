@@ -237,10 +237,13 @@ class RunStream:
         response = await transport.stream("POST", path, body=data, timeout=seconds)
         self._response = response
         if response.status >= 300:
-            raw = await response.read()
-            self._close_response()
-            error = error_from_response(response.status, response.headers, raw)
-            await self._client._redact(error)
+            try:
+                raw = await transport.read_body(response, "POST", path)
+            finally:
+                self._close_response()
+            scrubbed = transport.scrub(raw)
+            error = error_from_response(response.status, response.headers, scrubbed)
+            self._client._redact(error)
             raise error
 
     def _close_response(self) -> None:
