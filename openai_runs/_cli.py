@@ -150,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("thread_id", metavar="THREAD", help="the thread to run")
     p.add_argument("--assistant", required=True, help="the assistant to run it with")
     p.add_argument("--timeout", type=float, help="seconds for the whole stream")
+    p = command(
+        "run",
+        _run,
+        "Say something to an assistant: a thread, your message, a run, the reply.",
+    )
+    _run_options(p)
     # serve talks to no server, so it takes none of the client options.
     doc = "Serve the Runs API emulator until Ctrl-C."
     p = sub.add_parser("serve", help=doc, description=doc)
@@ -176,6 +182,17 @@ def _parser() -> argparse.ArgumentParser:
         help="with --base-url: the assistant to run on the real server",
     )
     return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("message", help="what the user says")
+    parser.add_argument(
+        "--assistant", required=True, metavar="ID", help="the assistant"
+    )
+    parser.add_argument(
+        "--thread", metavar="ID", help="go on with this thread (default: a new one)"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds to watch (default 900)")
 
 
 def _ids(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -317,6 +334,40 @@ async def _create(args: argparse.Namespace) -> int:
         )
         _emit(args, run, describe_run(run))
         return EXIT_OK
+
+    return await _call(args, action)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+
+    def progress(run: Run) -> None:
+        print(f"{time.monotonic() - started:7.1f}s  {run.status}", file=sys.stderr)
+
+    async def action(client: RunsClient) -> int:
+        if args.thread is None:
+            thread_id = (await client.threads.create()).id
+        else:
+            thread_id = args.thread
+        await client.messages.create(thread_id, content=args.message)
+        run = await client.runs.create(thread_id, assistant_id=args.assistant)
+        print(f"thread {thread_id}  run {run.id}", file=sys.stderr)
+        try:
+            run = await client.runs.poll(
+                thread_id, run.id, timeout=args.timeout, on_status=progress
+            )
+        except WatchTimeoutError as error:
+            print(f"openai-runs: {error}", file=sys.stderr)
+            if error.run is not None:
+                _emit(args, error.run, describe_run(error.run))
+            return EXIT_TIMEOUT
+        if args.json:
+            _emit(args, run, "")
+        else:
+            replies = client.messages.list(thread_id, run_id=run.id, order="asc")
+            said = [m.text async for m in replies if m.role == "assistant"]
+            print("\n\n".join(said) if said else describe_run(run))
+        return exit_code(run)
 
     return await _call(args, action)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import attrs
+import cattrs
 
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
@@ -236,10 +237,13 @@ class RunStream:
         response = await transport.stream("POST", path, body=data, timeout=seconds)
         self._response = response
         if response.status >= 300:
-            raw = await response.read()
-            self._close_response()
-            error = error_from_response(response.status, response.headers, raw)
-            await self._client._redact(error)
+            try:
+                raw = await transport.read_body(response, "POST", path)
+            finally:
+                self._close_response()
+            scrubbed = transport.scrub(raw)
+            error = error_from_response(response.status, response.headers, scrubbed)
+            self._client._redact(error)
             raise error
 
     def _close_response(self) -> None:
@@ -285,6 +289,12 @@ class RunStream:
         """
         response = self._response
         assert response is not None
+        if response.content_type == "application/json":
+            # A server that does not stream answers the run itself: take it,
+            # and learn the rest by polling.
+            async for event in self._not_streamed(response):
+                yield event
+            raise _Dropped("the server answered JSON, not an event stream")
         decoder = SSEDecoder()
         chunks = response.content.iter_any()
         while True:
@@ -313,6 +323,21 @@ class RunStream:
                     raise self._decode_error(str(exc), response) from None
                 self._observe(event, payload)
                 yield event
+
+    async def _not_streamed(
+        self, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[StreamEvent]:
+        try:
+            raw = await response.read()
+            run = client_converter().structure(json.loads(raw), Run)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise _Dropped(f"{type(exc).__name__}: {exc}") from None
+        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+            raise self._decode_error(
+                f"a JSON answer that is not a run: {exc}", response
+            ) from None
+        name = "created" if self._run is None else str(run.status)
+        yield self._synthetic(f"thread.run.{name}", run)
 
     def _decode_error(
         self, problem: str, response: aiohttp.ClientResponse
@@ -402,17 +427,17 @@ class RunStream:
         remaining = self._remaining()
         if remaining <= 0:
             await self._on_deadline()
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=remaining,
-            cancel_on_timeout=self.cancel_on_timeout,
-            policy=self.policy,
-            # _produce cancels the run itself when the caller is cancelled.
-            tool_handler=self.tool_handler,
-            cancel_on_tool_error=self.cancel_on_tool_error,
-        )
+        # Only the options every version of RunWatcher takes: the caller's
+        # cancel is handled by _produce, which cancels the run itself.
+        options: dict[str, Any] = {
+            "timeout": remaining,
+            "cancel_on_timeout": self.cancel_on_timeout,
+            "policy": self.policy,
+            "tool_handler": self.tool_handler,
+        }
+        if not self.cancel_on_tool_error:
+            options["cancel_on_tool_error"] = False
+        watcher = RunWatcher(self._client, thread_id, run_id, **options)
         try:
             async for seen in watcher:
                 async for event in self._catch_up(seen):
@@ -487,7 +512,7 @@ class RunStream:
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
         """An event built from a polled object, observed like a streamed one."""
         event = StreamEvent(name, data)
-        self._observe(event, client_converter.unstructure(data))
+        self._observe(event, client_converter().unstructure(data))
         return event
 
 
@@ -510,7 +535,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
             )
     if not parts:
         return None
-    return client_converter.structure(
+    return client_converter().structure(
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )

@@ -515,3 +515,55 @@ def test_stream_timeout_exits_7(
     )
     assert code == 7
     assert "did not end within" in err
+
+
+@contextlib.contextmanager
+def emulator_env(script: RunScript) -> Iterator[tuple[Emulator, dict[str, str]]]:
+    """An emulator whose runs follow *script*, and the environment to reach it."""
+    emulator = Emulator(default_script=script, poll_after_ms=20, api_key=None)
+    with emulator.running_in_thread():
+        yield emulator, {"OPENAI_BASE_URL": emulator.url, "OPENAI_API_KEY": "sk-any"}
+
+
+def test_run_says_a_message_and_prints_the_reply() -> None:
+    """run --assistant ID MESSAGE makes a thread, adds the message, runs and prints the reply."""
+    script = RunScript.completed(after=0.1, reply="Bonjour.")
+    with emulator_env(script) as (_, env):
+        result = entry_point("run", "--assistant", "asst_cli", "Hello", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Bonjour."
+    assert "completed" in result.stderr
+    assert re.search(r"thread thread_\w+  run run_\w+", result.stderr)
+
+
+def test_run_json_prints_the_finished_run() -> None:
+    """run --json prints the final run as the API's JSON, not the reply."""
+    with emulator_env(RunScript.completed(after=0.1)) as (_, env):
+        result = entry_point("run", "--assistant", "asst_cli", "Hi", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert (run["object"], run["status"], run["assistant_id"]) == (
+        "thread.run",
+        "completed",
+        "asst_cli",
+    )
+
+
+def test_run_goes_on_with_a_thread() -> None:
+    """run --thread ID adds the message to that thread and runs it there."""
+    with emulator_env(RunScript.completed(after=0.1)) as (emulator, env):
+        thread = emulator.create_thread()
+        result = entry_point(
+            "run", "--assistant", "a", "--thread", thread, "Again", "--json", env=env
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["thread_id"] == thread
+
+
+def test_run_that_fails_exits_with_its_code() -> None:
+    """A run that fails prints how it ended and exits 3, as watch does."""
+    script = RunScript.failed(after=0.1, code="server_error", message="Boom.")
+    with emulator_env(script) as (_, env):
+        result = entry_point("run", "--assistant", "a", "Hello", env=env)
+    assert result.returncode == 3
+    assert "server_error: Boom." in result.stdout

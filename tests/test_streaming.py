@@ -593,10 +593,16 @@ def sse(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def dropping_server(*chunks: bytes, messages: list[dict[str, Any]] | None) -> Any:
+def dropping_server(
+    *chunks: bytes,
+    messages: list[dict[str, Any]] | None,
+    answer: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None,
+) -> Any:
     """A server whose stream ends after *chunks* without [DONE]; polls say completed."""
 
     async def create(request: web.Request) -> web.StreamResponse:
+        if answer is not None:
+            return await answer(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for chunk in chunks:
@@ -730,3 +736,33 @@ def test_scripted_reply_is_streamed_and_left_on_the_thread() -> None:
     assert [(m.id, m.text) for m in kept if m.role == "assistant"] == [
         (streamed.id, reply)
     ]
+
+
+def test_server_that_answers_json_is_polled() -> None:
+    """A server that ignores stream: true and answers the run as JSON is polled to the end."""
+
+    async def create(_: web.Request) -> web.StreamResponse:
+        run = json.loads(run_event("queued").split(b"data: ", 1)[1])
+        return web.json_response(run)
+
+    app = dropping_server(messages=None, answer=create)
+    events, _, stream = read_dropped(app)
+    assert names(events) == ["thread.run.created", "thread.run.completed"]
+    assert stream.current_run is not None
+    assert stream.current_run.status == "completed"
+
+
+def test_foundry_dialect_streams_with_agent_id() -> None:
+    """Against the emulator's Azure AI Foundry dialect, agent_id= streams the reply."""
+
+    async def main() -> tuple[str, str]:
+        async with (
+            Emulator(dialect="foundry", default_script=RunScript.completed(0.2)) as emu,
+            RunsClient.foundry(emu.url, api_key="any-entra-token") as client,
+        ):
+            thread = await client.threads.create()
+            async with client.runs.stream(thread.id, agent_id="asst_1") as stream:
+                text = "".join([piece async for piece in stream.text_deltas()])
+                return text, str((await stream.final_run()).status)
+
+    assert asyncio.run(asyncio.wait_for(main(), 15)) == (DEFAULT_REPLY, "completed")
