@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._assistants import Assistants
 from ._clock import Clock
 from ._ratelimit import RateLimit, RateLimiter
 from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
@@ -674,6 +675,7 @@ class EmulatorState:
         self.counts = RequestCounts()
         # Reported in x-ratelimit-* headers; enforced only when asked for.
         self.rate_limiter = RateLimiter(RateLimit(enforce=False))
+        self.assistants = Assistants(strict=False)
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
@@ -727,6 +729,19 @@ class EmulatorState:
                     run.on_end = None
                     self.on_run_end(run, self.clock.now())
             return run
+
+    def inherit(self, body: JSON) -> JSON:
+        """Return a create-run *body* with what its assistant gives it.
+
+        Raises:
+            ApiError: 404 in strict mode for an assistant not registered.
+        """
+        try:
+            return self.assistants.apply(body)
+        except LookupError:
+            raise ApiError(
+                404, f"No assistant found with id '{body['assistant_id']}'."
+            ) from None
 
     def _script_for(self, fields: JSON) -> RunScript:
         name = (fields["metadata"] or {}).get("emulator_script")
