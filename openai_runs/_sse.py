@@ -77,6 +77,7 @@ class SSEDecoder:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._after_cr = False
+        self._at_start = True
         self._event = ""
         self._data: list[str] = []
         self._size = 0
@@ -88,6 +89,10 @@ class SSEDecoder:
         Raises:
             SSEError: A line or an event is over its limit.
         """
+        if self._at_start and chunk:
+            # The format allows one byte order mark before the first line.
+            self._at_start = False
+            chunk = chunk.removeprefix(b"\xef\xbb\xbf")
         if self._after_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]  # the LF of a CRLF split between two reads
         self._after_cr = False

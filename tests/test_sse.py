@@ -118,6 +118,11 @@ def test_large_event_is_refused() -> None:
         decode(b"data: 0123456789\n" * 20 + b"\n", max_event=100)
 
 
+def test_byte_order_mark_at_the_start_is_dropped() -> None:
+    """A UTF-8 byte order mark before the first line is not part of the field name."""
+    assert decode(b"\xef\xbb\xbfevent: a\ndata: 1\n\n") == [ServerSentEvent("a", "1")]
+
+
 def test_invalid_utf8_is_replaced() -> None:
     """Bytes that are not UTF-8 decode with replacement characters."""
     assert decode(b"data: \xff\n\n") == [ServerSentEvent("message", "\ufffd")]

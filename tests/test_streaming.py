@@ -750,3 +750,19 @@ def test_server_that_answers_json_is_polled() -> None:
     assert names(events) == ["thread.run.created", "thread.run.completed"]
     assert stream.current_run is not None
     assert stream.current_run.status == "completed"
+
+
+def test_foundry_dialect_streams_with_agent_id() -> None:
+    """Against the emulator's Azure AI Foundry dialect, agent_id= streams the reply."""
+
+    async def main() -> tuple[str, str]:
+        async with (
+            Emulator(dialect="foundry", default_script=RunScript.completed(0.2)) as emu,
+            RunsClient.foundry(emu.url, api_key="any-entra-token") as client,
+        ):
+            thread = await client.threads.create()
+            async with client.runs.stream(thread.id, agent_id="asst_1") as stream:
+                text = "".join([piece async for piece in stream.text_deltas()])
+                return text, str((await stream.final_run()).status)
+
+    assert asyncio.run(asyncio.wait_for(main(), 15)) == (DEFAULT_REPLY, "completed")

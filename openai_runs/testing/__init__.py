@@ -14,6 +14,7 @@ an `emulator` fixture. See docs/emulator.md.
 
 from ._clock import Clock, ManualClock, SystemClock
 from ._emulator import Emulator, serve
+from ._ratelimit import RateLimit
 from ._script import Fault, Phase, RunScript, ScriptedCall
 from ._state import ApiError, RequestCounts
 
@@ -24,6 +25,7 @@ __all__ = [
     "Fault",
     "ManualClock",
     "Phase",
+    "RateLimit",
     "RequestCounts",
     "RunScript",
     "ScriptedCall",

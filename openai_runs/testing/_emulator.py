@@ -14,6 +14,7 @@ from aiohttp import web
 from ._app import Access, build_app, run_fields
 from ._clock import Clock, SystemClock
 from ._foundry import PROJECTS
+from ._ratelimit import RateLimit, RateLimiter
 from ._schema import check_body
 from ._script import Fault, RunScript
 from ._state import JSON, EmulatorState, RequestCounts
@@ -50,6 +51,9 @@ class Emulator:
             `None` for runs that never expire.
         poll_after_ms: An `openai-poll-after-ms` hint for run responses.
         seed: Seeds the random draws of faults with a probability.
+        rate_limit: The request rate limit per key, reported in
+            `x-ratelimit-*` headers and enforced with 429s; by default
+            10,000 requests a minute, reported but not enforced.
         dialect: `openai`, or `foundry` to serve the API as Azure AI Foundry
             Agent Service does: at `/api/projects/{project}/...` (*url* is
             the project endpoint), requiring `api-version` and a bearer token
@@ -72,6 +76,7 @@ class Emulator:
         expires_after: float | None = 600.0,
         poll_after_ms: int | None = None,
         seed: int = 0,
+        rate_limit: RateLimit | None = None,
         dialect: Literal["openai", "foundry"] = "openai",
         project: str = "emulator",
     ) -> None:
@@ -89,6 +94,8 @@ class Emulator:
             poll_after_ms=poll_after_ms,
             seed=seed,
         )
+        if rate_limit is not None:
+            self._state.rate_limiter = RateLimiter(rate_limit)
         self.app = build_app(
             self._state,
             prefix=prefix,
