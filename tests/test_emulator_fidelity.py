@@ -822,8 +822,9 @@ def test_a_run_overrides_what_it_sets() -> None:
     """A run's own model, instructions and tools (even none) win; extra instructions append."""
 
     async def main() -> None:
-        async with emulated(assistants=[HELPER]) as (_, api):
+        async with emulated(assistants=[HELPER]) as (emu, api):
             r = await api.create(
+                emu.create_thread(),
                 assistant_id="asst_helper",
                 model="gpt-4o",
                 tools=[],
