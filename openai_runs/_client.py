@@ -13,9 +13,11 @@ from collections.abc import (
 )
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import cattrs
+from yarl import URL
 
 from . import __version__
 from ._converter import client_converter, request_converter
@@ -44,7 +46,9 @@ from ._validation import (
     check_id,
     check_include,
     check_metadata,
+    check_path,
     check_range,
+    check_seconds,
     check_tools,
     list_params,
 )
@@ -58,12 +62,12 @@ from .auth import (
     TokenCredential,
 )
 from .exceptions import (
-    EXCERPT_LIMIT,
     APIConnectionError,
     APIDecodeError,
     APIResponseError,
     InvalidRequestError,
     error_from_response,
+    excerpt_of,
 )
 from .models import (
     MessageRequest,
@@ -164,12 +168,11 @@ class RunsClient:
             auth = BearerAuth(api_key)
         check_count("max_retries", max_retries)
         check_count("max_response_bytes", max_response_bytes)
-        check_range("timeout", timeout, 0)
-        if timeout <= 0:
-            raise InvalidRequestError("timeout", "must be more than 0 seconds")
+        check_seconds("timeout", timeout)
         base_url = check_base_url(
             base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         )
+        _check_userinfo(base_url, auth, default_headers or {})
         organization = organization or os.environ.get("OPENAI_ORG_ID")
         project = project or os.environ.get("OPENAI_PROJECT_ID")
         headers = {
@@ -318,8 +321,9 @@ class RunsClient:
             The configured client.
 
         Raises:
-            InvalidRequestError: No endpoint, or not a project endpoint; no
-                credential, key or `auth=`; an empty *api_version*.
+            InvalidRequestError: No endpoint, or not a project endpoint; none
+                or more than one of *credential*, *api_key* and `auth=`; an
+                empty *api_version*.
         """
         endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
         if not endpoint:
@@ -336,6 +340,10 @@ class RunsClient:
         if not api_version:
             raise InvalidRequestError("api_version", "must be a non-empty string")
         auth: Auth | None = options.pop("auth", None)
+        if sum(x is not None for x in (auth, credential, api_key)) > 1:
+            raise InvalidRequestError(
+                "credential", "give one of credential=, api_key= and auth="
+            )
         if auth is None and credential is not None:
             auth = CredentialAuth(credential)
         elif auth is None and api_key:
@@ -360,7 +368,10 @@ class RunsClient:
         return self._transport.base_url
 
     def __repr__(self) -> str:
-        return f"<RunsClient base_url={self.base_url!r}>"
+        url = URL(self.base_url)
+        if url.password is not None:
+            url = url.with_password("***")
+        return f"<RunsClient base_url={str(url)!r}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -380,7 +391,7 @@ class RunsClient:
     async def request(
         self,
         method: str,
-        path: tuple[str, ...],
+        path: str | tuple[str, ...],
         cls: type[T],
         *,
         params: Iterable[tuple[str, str]] = (),
@@ -396,7 +407,9 @@ class RunsClient:
 
         Args:
             method: The HTTP method.
-            path: Path segments after the base URL, e.g. `("threads", tid)`.
+            path: Path segments after the base URL, e.g. `("threads", tid)`,
+                each percent-encoded; or a string, `"threads/thread_1/runs"`,
+                split at `/` with each segment checked as an id is.
             cls: The model to structure the JSON body into.
             params: Query parameters.
             body: The JSON body.
@@ -411,14 +424,20 @@ class RunsClient:
             The parsed model with the HTTP answer.
 
         Raises:
+            InvalidRequestError: A path segment, *timeout* or *max_retries*
+                is invalid (nothing is sent).
             APIStatusError: An error status, after any retries.
             APIDecodeError: A body that is not the model's JSON.
             APIConnectionError: No answer, after any retries.
         """
+        if isinstance(path, str):
+            path = check_path(path)
+        elif not isinstance(path, tuple):
+            raise InvalidRequestError(
+                "path", f"must be a string or a tuple, not {type(path).__name__}"
+            )
         if timeout is not None:
-            check_range("timeout", timeout, 0)
-            if timeout <= 0:
-                raise InvalidRequestError("timeout", "must be more than 0 seconds")
+            check_seconds("timeout", timeout)
         if max_retries is not None:
             check_count("max_retries", max_retries)
         data = None if body is None else json.dumps(body).encode()
@@ -434,16 +453,18 @@ class RunsClient:
                     raise _NotRetried(lost) from lost
                 raise
             if status >= 300:
-                error = error_from_response(status, headers, raw)
+                scrubbed = self._transport.scrub(raw)
+                error = error_from_response(status, headers, scrubbed)
                 if status == 404 and self._hosted_openai and not self._answered:
                     error.args = (error.args[0] + _RETIRED_HINT,)
-                await self._redact(error)
+                self._redact(error)
                 raise error
             self._answered = True
             try:
                 parsed = _parse(raw, cls, status, headers)
             except APIDecodeError as error:
-                await self._redact(error)
+                error.excerpt = excerpt_of(self._transport.scrub(raw))
+                self._redact(error)
                 raise
             return Response(parsed, status, headers)
 
@@ -473,17 +494,40 @@ class RunsClient:
         except _NotRetried as stop:
             raise stop.error from None
 
-    async def _redact(self, error: APIResponseError) -> None:
+    def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
 
         Debugging proxies and some gateways answer with the request they got,
         headers included; the excerpt, message and body must not carry the key
-        on into logs and tracebacks.
+        on into logs and tracebacks. The credentials are those the transport
+        sent, not fresh ones from the auth: a token provider is not called
+        again on the error path.
         """
-        for value in (await self._transport.auth.headers()).values():
-            secret = value.rpartition(" ")[2]
-            if len(secret) >= 8:
-                _redact_error(error, secret)
+        for secret in self._transport.secrets:
+            _redact_error(error, secret)
+
+
+def _check_userinfo(base_url: str, auth: Auth, headers: Mapping[str, str]) -> None:
+    """Refuse `user:password@` in *base_url* when an Authorization header goes too.
+
+    aiohttp sends URL credentials as Basic auth in the Authorization header,
+    and refuses (a bare ValueError, at the first request) to send both.
+    """
+    parts = urlsplit(base_url)
+    if parts.username is None and parts.password is None:
+        return
+    authorization = (
+        isinstance(auth, BearerAuth | TokenAuth)
+        or (isinstance(auth, ApiKeyAuth) and auth.header.lower() == "authorization")
+        or any(name.lower() == "authorization" for name in headers)
+    )
+    if authorization:
+        raise InvalidRequestError(
+            "base_url",
+            "has credentials (user:password@) that would replace the key's "
+            "Authorization header; pass the key as api_key= or auth= and "
+            "leave them out of the URL",
+        )
 
 
 class _NotRetried(Exception):
@@ -511,7 +555,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return client_converter.structure(loads(raw), cls)
+        return client_converter().structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -521,7 +565,7 @@ def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) ->
             else str(exc)
         )
         problem = f"the body is not a valid {_name(cls)}: {detail}"
-    excerpt = raw[:EXCERPT_LIMIT].decode("utf-8", "replace")
+    excerpt = excerpt_of(raw)
     raise APIDecodeError(problem, status_code=status, headers=headers, excerpt=excerpt)
 
 

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import attrs
+from aiohttp.client_reqrep import RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .auth import Auth
@@ -48,6 +51,14 @@ inflate to hundreds of MiB) cannot fill the memory.
 """
 
 _CHUNK = 64 * 1024
+
+_HIDDEN: Final = "[redacted]"
+# Shorter header values (a scheme name, a flag) are not worth hiding, and
+# replacing them would mangle unrelated text.
+_MIN_SECRET: Final = 8
+# The credentials recently sent: a refreshed token replaces the old one, but
+# an answer to a request sent with the old one may still come back.
+_SECRETS_KEPT: Final = 4
 
 
 def _segment(part: str) -> str:
@@ -105,6 +116,9 @@ class Transport:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     owns_session: bool = attrs.field(init=False)
     closed: bool = attrs.field(default=False, init=False)
+    secrets: deque[str] = attrs.field(
+        factory=lambda: deque(maxlen=_SECRETS_KEPT), init=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         self.owns_session = self.session is None
@@ -156,12 +170,14 @@ class Transport:
             # A credential's token fetch is part of the request: its timeout
             # bounds the fetch too, and the answer gets what the fetch left.
             async with asyncio.timeout(budget):
-                headers = {**self.headers, **await self.auth.headers()}
+                credentials = await self.auth.headers()
         except TimeoutError as exc:
             where = _where(method, path)
             raise APITimeoutError(
                 f"{where}: no token within the timeout", request_sent=False
             ) from exc
+        self._remember(credentials)
+        headers = {**self.headers, **credentials}
         if body is not None:
             headers["Content-Type"] = "application/json"
         left = budget - (time.monotonic() - started)
@@ -177,24 +193,38 @@ class Transport:
                 # raise ClientResponseError here instead of being mapped.
                 raise_for_status=False,
             ) as resp:
-                raw = await self._read(resp, method, path)
+                raw = await self.read_body(resp, method, path)
         except TimeoutError as exc:
             where = _where(method, path)
+            self._hide_credentials(exc, credentials)
             raise APITimeoutError(
                 f"{where}: no answer within the timeout",
                 request_sent=not isinstance(exc, aiohttp.ConnectionTimeoutError),
             ) from exc
         except aiohttp.InvalidURL as exc:
-            # Not a connection fault: no retry would make this URL work.
-            raise InvalidRequestError("base_url", f"cannot request {exc}") from exc
+            # Not a connection fault: no retry would make this URL work. The
+            # URL is not shown: it may carry a password.
+            detail = f" ({exc.description})" if exc.description else ""
+            raise InvalidRequestError(
+                "base_url", f"aiohttp cannot request a URL built from it{detail}"
+            ) from None
         except aiohttp.ClientError as exc:
             where = _where(method, path)
+            self._hide_credentials(exc, credentials)
+            message = self.scrub_text(f"{where}: {type(exc).__name__}: {exc}")
             # Only a connection that was never made surely carried nothing; a
             # reset or a cut body may come after the server acted.
             raise APIConnectionError(
-                f"{where}: {type(exc).__name__}: {exc}",
+                message,
                 request_sent=not isinstance(exc, aiohttp.ClientConnectorError),
             ) from exc
+        except ValueError as exc:
+            # aiohttp refuses some requests with a bare ValueError before
+            # sending, such as credentials in the URL beside an Authorization
+            # header from a custom Auth.
+            raise InvalidRequestError(
+                "base_url", f"aiohttp refused the request: {self.scrub_text(str(exc))}"
+            ) from None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s -> %d in %.1f ms (request id %s)",
@@ -204,6 +234,50 @@ class Transport:
                 resp.headers.get("x-request-id"),
             )
         return resp.status, resp.headers, raw
+
+    def _remember(self, credentials: Mapping[str, str]) -> None:
+        """Keep the credentials just sent, to redact them from what comes back."""
+        for value in credentials.values():
+            # "Bearer KEY": the key alone, so an echo of it without the
+            # scheme is caught too.
+            secret = value.rpartition(" ")[2]
+            if len(secret) >= _MIN_SECRET and secret not in self.secrets:
+                self.secrets.append(secret)
+
+    def scrub(self, raw: bytes) -> bytes:
+        """Replace each credential this transport has sent with `[redacted]`.
+
+        Done on the raw body, before any excerpt is cut from it: a key cut in
+        two by the excerpt's end would otherwise survive as its first part.
+        """
+        for secret in self.secrets:
+            raw = raw.replace(secret.encode(), _HIDDEN.encode())
+        return raw
+
+    def scrub_text(self, text: str) -> str:
+        """Replace each credential this transport has sent with `[redacted]`."""
+        for secret in self.secrets:
+            text = text.replace(secret, _HIDDEN)
+        return text
+
+    @staticmethod
+    def _hide_credentials(exc: BaseException, sent: Mapping[str, str]) -> None:
+        """Blank the credentials in the request aiohttp keeps on *exc*.
+
+        `ClientResponseError` (a malformed answer, for one) holds the
+        request's headers in `request_info`, so `repr(error.__cause__)` and
+        a traceback's locals would show the key.
+        """
+        info = getattr(exc, "request_info", None)
+        if not isinstance(info, RequestInfo):
+            return
+        headers = CIMultiDict(info.headers)
+        for name in sent:
+            if name in headers:
+                headers[name] = _HIDDEN
+        exc.request_info = info._replace(  # type: ignore[attr-defined]
+            headers=CIMultiDictProxy(headers)
+        )
 
     async def stream(
         self,
@@ -227,9 +301,11 @@ class Transport:
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
         if self.query:
             url += "?" + urlencode(self.query)
+        credentials = await self.auth.headers()
+        self._remember(credentials)
         headers = {
             **self.headers,
-            **await self.auth.headers(),
+            **credentials,
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
         }
@@ -244,15 +320,19 @@ class Transport:
                     total=None, connect=seconds, sock_read=seconds
                 ),
                 allow_redirects=False,
+                raise_for_status=False,
             )
         except TimeoutError as exc:
             where = _where(method, path)
+            self._hide_credentials(exc, credentials)
             raise APITimeoutError(f"{where}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
             where = _where(method, path)
-            raise APIConnectionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            self._hide_credentials(exc, credentials)
+            message = self.scrub_text(f"{where}: {type(exc).__name__}: {exc}")
+            raise APIConnectionError(message) from exc
 
-    async def _read(
+    async def read_body(
         self, resp: aiohttp.ClientResponse, method: str, path: Sequence[str]
     ) -> bytes:
         """Read the body, refusing one longer than *max_response_bytes*.

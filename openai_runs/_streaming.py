@@ -237,10 +237,13 @@ class RunStream:
         response = await transport.stream("POST", path, body=data, timeout=seconds)
         self._response = response
         if response.status >= 300:
-            raw = await response.read()
-            self._close_response()
-            error = error_from_response(response.status, response.headers, raw)
-            await self._client._redact(error)
+            try:
+                raw = await transport.read_body(response, "POST", path)
+            finally:
+                self._close_response()
+            scrubbed = transport.scrub(raw)
+            error = error_from_response(response.status, response.headers, scrubbed)
+            self._client._redact(error)
             raise error
 
     def _close_response(self) -> None:
@@ -326,7 +329,7 @@ class RunStream:
     ) -> AsyncIterator[StreamEvent]:
         try:
             raw = await response.read()
-            run = client_converter.structure(json.loads(raw), Run)
+            run = client_converter().structure(json.loads(raw), Run)
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise _Dropped(f"{type(exc).__name__}: {exc}") from None
         except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
@@ -509,7 +512,7 @@ class RunStream:
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
         """An event built from a polled object, observed like a streamed one."""
         event = StreamEvent(name, data)
-        self._observe(event, client_converter.unstructure(data))
+        self._observe(event, client_converter().unstructure(data))
         return event
 
 
@@ -532,7 +535,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
             )
     if not parts:
         return None
-    return client_converter.structure(
+    return client_converter().structure(
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )

@@ -99,6 +99,7 @@ def check_base_url(url: object) -> str:
                 and parts.hostname
                 and not parts.query
                 and not parts.fragment
+                and _resolvable(parts.hostname)
             ):
                 return url
     raise InvalidRequestError(
@@ -106,6 +107,30 @@ def check_base_url(url: object) -> str:
         "must be an http:// or https:// URL with a host and no query or "
         "fragment (query parameters go in default_query)",
     )
+
+
+def _resolvable(host: str) -> bool:
+    """Whether *host* has an IDNA form, as the resolver needs.
+
+    An empty label (`a..com`) or one over 63 characters has none: aiohttp
+    would fail with a raw `UnicodeError` at the first request.
+    """
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def check_path(path: str) -> tuple[str, ...]:
+    """Split a path string at `/` into segments, each checked as an id.
+
+    A leading `/` is allowed, so `"/threads/thread_1/runs"` and
+    `"threads/thread_1/runs"` are the same; `"../admin"`, `"a//b"` or a
+    segment with `?` or `#` are refused.
+    """
+    parts = path.removeprefix("/").split("/")
+    return tuple(check_id("path", part) for part in parts)
 
 
 def check_metadata(metadata: object) -> Mapping[str, str] | None:
@@ -257,6 +282,23 @@ def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
         raise InvalidRequestError(
             name, f"must be one of {', '.join(strings)} or a model, not {value!r}"
         )
+
+
+def check_seconds(name: str, value: object) -> float:
+    """Return *value* if it is a finite number of seconds above 0.
+
+    NaN would remove a deadline (no comparison with it is true) and infinity
+    overflows aiohttp's timer arithmetic at every request.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(
+            name, f"must be a number of seconds, not {type(value).__name__}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidRequestError(
+            name, f"must be a finite number of seconds above 0, not {value}"
+        )
+    return value
 
 
 def check_count(name: str, value: object) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
@@ -91,6 +92,23 @@ class ApiKeyAuth:
         return {self.header: self.api_key}
 
 
+def _seconds(expires_on: object) -> float:
+    """The provider's expiry as finite Unix seconds."""
+    if isinstance(expires_on, bool) or not isinstance(expires_on, int | float):
+        raise InvalidRequestError(
+            "expires_on",
+            f"the token provider must return Unix seconds, not "
+            f"{type(expires_on).__name__}",
+        )
+    try:
+        seconds = float(expires_on)
+    except OverflowError:
+        seconds = math.inf if expires_on > 0 else -math.inf
+    if math.isnan(seconds):
+        raise InvalidRequestError("expires_on", "the token provider returned NaN")
+    return seconds
+
+
 @attrs.define
 class TokenAuth:
     """Send a bearer token from *provider*, refreshed before it expires.
@@ -120,12 +138,22 @@ class TokenAuth:
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False, repr=False)
 
     async def headers(self) -> dict[str, str]:
-        """Return the `Authorization` header, refreshing the token if due."""
+        """Return the `Authorization` header, refreshing the token if due.
+
+        Raises:
+            InvalidRequestError: The provider returned a token with a control
+                character (a stray newline), or an expiry that is not a
+                number of seconds; nothing is sent.
+        """
         if time.time() >= self._expires_on - self.refresh_margin:
             async with self._lock:
                 if time.time() >= self._expires_on - self.refresh_margin:
                     token, expires_on = await self.provider()
-                    self._token, self._expires_on = token, float(expires_on)
+                    # Checked here, as the static keys are when built: a
+                    # newline would reach aiohttp, which refuses it with a
+                    # bare ValueError.
+                    check_header("token", token)
+                    self._token, self._expires_on = token, _seconds(expires_on)
         return {"Authorization": f"Bearer {self._token}"}
 
 

@@ -349,7 +349,7 @@ def error_from_response(
         An [APIStatusError][openai_runs.exceptions.APIStatusError] subclass chosen by
         *status*, carrying the API error's `type`, `code`, `param` and `message`.
     """
-    excerpt = body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
+    excerpt = excerpt_of(body)
     try:
         data: Any = loads(body)
     except ValueError:
@@ -392,6 +392,12 @@ def error_from_response(
         code=code,
         param=_str_or_none(error.get("param")),
     )
+
+
+def excerpt_of(body: bytes) -> str:
+    """The start of *body* as text: at most `EXCERPT_LIMIT` characters."""
+    # Four bytes per character at most: a 16 MiB body is not decoded whole.
+    return body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
 
 
 def _str_or_none(value: object) -> str | None:

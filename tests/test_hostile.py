@@ -16,6 +16,7 @@ import shutil
 import ssl
 import subprocess
 import time
+import traceback
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,7 +29,7 @@ import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from openai_runs import PollPolicy, Response, RetryPolicy, Run, RunsClient, RunStep
@@ -36,6 +37,7 @@ from openai_runs import exceptions as exc
 from openai_runs._client import _parse
 from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
 from openai_runs._json import MAX_DEPTH
+from openai_runs.auth import ApiKeyAuth, BearerAuth, TokenAuth
 from openai_runs.models import Page, as_datetime
 
 KEY = "sk-hostile-SECRET-abcdef0123456789"
@@ -845,3 +847,286 @@ def test_a_session_that_raises_for_status_changes_nothing() -> None:
         assert len(calls) == 1
 
     asyncio.run(main())
+
+
+# -- secrets, continued ---------------------------------------------------------
+
+
+async def _malformed_answer(reader: asyncio.StreamReader, writer: Any) -> None:
+    """Answer with a header aiohttp refuses, echoing the request's headers in it."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    echoed = request.split(b"\r\n")[-3].replace(b"\r", b"")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + echoed + b"\r\n\r\n{}")
+    await writer.drain()
+    writer.close()
+
+
+def test_a_malformed_answer_keeps_the_key_out_of_the_cause() -> None:
+    """After a malformed HTTP answer, the key is not in the error, its cause or traceback."""
+
+    async def main() -> exc.APIConnectionError:
+        server = await asyncio.start_server(_malformed_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with RunsClient(
+                api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+            ) as client:
+                with pytest.raises(exc.APIConnectionError) as info:
+                    await client.runs.retrieve("thread_1", "run_1")
+        finally:
+            server.close()
+            await server.wait_closed()
+        return info.value
+
+    error = asyncio.run(main())
+    assert isinstance(error.__cause__, aiohttp.ClientResponseError)
+    texts = [
+        str(error),
+        repr(error),
+        repr(error.__cause__),
+        str(error.__cause__),
+        "".join(traceback.format_exception(error)),
+    ]
+    for text in texts:
+        assert KEY not in text
+        assert "SECRET" not in text
+
+
+@settings(max_examples=60, deadline=None, phases=PHASES)
+@given(
+    offset=st.integers(0, exc.EXCERPT_LIMIT + 60), status=st.sampled_from([200, 400])
+)
+@example(offset=exc.EXCERPT_LIMIT - 20, status=200)
+@example(offset=exc.EXCERPT_LIMIT - 1, status=400)
+def test_an_echoed_key_cut_by_the_excerpt_leaves_no_fragment(
+    offset: int, status: int
+) -> None:
+    """Wherever an echoed key falls, even across the excerpt's end, none of it is shown."""
+    body = ("x" * offset + KEY + "y" * 40).encode()
+
+    async def main() -> exc.APIResponseError:
+        async with serving(answering(body, status)) as client:
+            with pytest.raises(exc.APIResponseError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+        return info.value
+
+    error = asyncio.run(main())
+    shown = " ".join([str(error), repr(error), error.excerpt, repr(error.args)])
+    assert "SECRET" not in shown
+    assert KEY[:8] not in shown
+
+
+def test_repr_of_a_client_hides_a_password_in_the_base_url() -> None:
+    """A password in base_url is shown as *** in repr(client)."""
+    client = RunsClient(
+        auth=ApiKeyAuth("azure-key-0123456789"),
+        base_url="https://gateway:hunter2-password@example.com/v1",
+    )
+    assert "hunter2" not in repr(client)
+    assert "gateway:***@example.com" in repr(client)
+
+
+def test_redaction_uses_the_token_that_was_sent() -> None:
+    """An echoed token is redacted without asking the provider for a new one."""
+    tokens: list[str] = []
+
+    async def provider() -> tuple[str, float]:
+        tokens.append(f"entra-token-{len(tokens):04d}-SECRET")
+        return tokens[-1], time.time()  # due again at once: each call refreshes
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=f"you sent {dict(request.headers)!r}")
+
+    async def main() -> exc.APIResponseError:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        async with (
+            TestServer(app, host="127.0.0.1") as http,
+            RunsClient(
+                auth=TokenAuth(provider),
+                base_url=str(http.make_url("/v1")),
+                max_retries=0,
+            ) as client,
+        ):
+            with pytest.raises(exc.BadRequestError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+        return info.value
+
+    error = asyncio.run(main())
+    assert len(tokens) == 1
+    assert "SECRET" not in " ".join([str(error), error.excerpt, repr(error.args)])
+    assert "[redacted]" in error.excerpt
+
+
+# -- inputs the resolver or aiohttp would refuse late ----------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://" + "a" * 64 + ".example.com/v1",
+        "https://a..example.com/v1",
+        "https://.example.com/v1",
+    ],
+)
+def test_hosts_the_resolver_refuses_are_refused_when_built(base_url: str) -> None:
+    """A label over 63 characters or an empty label is an InvalidRequestError at once."""
+    with pytest.raises(exc.InvalidRequestError, match="base_url"):
+        RunsClient(api_key=KEY, base_url=base_url)
+
+
+@settings(max_examples=100, deadline=None)
+@given(labels=st.lists(st.integers(0, 70), min_size=1, max_size=4))
+def test_any_host_is_accepted_only_if_it_can_be_resolved(labels: list[int]) -> None:
+    """A host is accepted exactly when every label is 1 to 63 characters (a final dot aside)."""
+    host = ".".join("h" * n for n in labels)
+    *inner, last = labels
+    # "h." is a fully qualified name: its last, empty label is the root.
+    resolvable = all(0 < n <= 63 for n in inner) and (
+        0 < last <= 63 or (last == 0 and bool(inner))
+    )
+    try:
+        client = RunsClient(api_key=KEY, base_url=f"https://{host}/v1")
+    except exc.InvalidRequestError:
+        assert not resolvable
+    else:
+        assert resolvable
+        host.encode("idna")
+        assert client.base_url.endswith("/v1")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"api_key": KEY},
+        {"auth": BearerAuth(KEY)},
+        {"auth": ApiKeyAuth(KEY, header="Authorization")},
+    ],
+)
+def test_credentials_in_the_url_beside_a_bearer_key_are_refused(
+    options: dict[str, Any],
+) -> None:
+    """user:password@ in base_url with an Authorization key is refused when built."""
+    with pytest.raises(exc.InvalidRequestError, match="base_url") as info:
+        RunsClient(
+            base_url="https://user:sk-in-url-0123456789@example.com/v1", **options
+        )
+    assert "sk-in-url" not in str(info.value)
+
+
+def test_credentials_in_the_url_beside_an_api_key_header_still_work() -> None:
+    """With the key in its own header, URL credentials go as Basic auth, as aiohttp sends them."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(
+            (request.headers.get("Authorization"), request.headers.get("api-key"))
+        )
+        return web.json_response(RUN)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        async with TestServer(app, host="127.0.0.1") as http:
+            url = str(http.make_url("/v1")).replace("://", "://user:pass@")
+            async with RunsClient(auth=ApiKeyAuth(KEY), base_url=url) as client:
+                await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    assert seen == [("Basic dXNlcjpwYXNz", KEY)]
+
+
+@pytest.mark.parametrize("token", ["tok\n", "tok\r\nX-Injected: 1", "\x00"])
+def test_a_token_with_a_control_character_is_refused_before_sending(token: str) -> None:
+    """A TokenAuth token with a newline is an InvalidRequestError; nothing is sent."""
+    calls: list[str] = []
+
+    async def provider() -> tuple[str, float]:
+        return token, time.time() + 3600
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response(RUN)
+
+    async def main() -> None:
+        async with serving(handler) as plain:
+            base_url = plain.base_url
+            async with RunsClient(
+                auth=TokenAuth(provider), base_url=base_url
+            ) as client:
+                with pytest.raises(exc.InvalidRequestError, match="token"):
+                    await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    assert calls == []
+
+
+# -- client.request with a path string --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["threads/thread_1/runs/run_1", "/threads/thread_1/runs/run_1"]
+)
+def test_request_takes_a_path_string(loopback: Loopback, path: str) -> None:
+    """client.request("GET", "threads/…") requests that path, not one segment per character."""
+    response = loopback.call(loopback.client.request("GET", path, Run))
+    assert response.parsed.id == "run_1"
+    assert loopback.recorder.seen[0][1] == "/v1/threads/thread_1/runs/run_1"
+
+
+@FUZZ
+@given(path=st.one_of(st.text(max_size=30), st.lists(ids, max_size=4).map("/".join)))
+def test_any_path_string_is_sent_segment_by_segment_or_refused(
+    loopback: Loopback, path: str
+) -> None:
+    """Any path string reaches the server as its own segments, or is refused first."""
+    seen = sent_or_refused(loopback, lambda: loopback.client.request("GET", path, Any))
+    if seen:
+        assert segments(seen[0][1])[2:] == path.removeprefix("/").split("/")
+
+
+@pytest.mark.parametrize("path", [None, 42, b"threads", ["threads"]])
+def test_request_refuses_a_path_that_is_not_a_string_or_tuple(
+    loopback: Loopback, path: Any
+) -> None:
+    """A path of another type is an InvalidRequestError naming `path`."""
+    with pytest.raises(exc.InvalidRequestError, match="path"):
+        loopback.call(loopback.client.request("GET", path, Run))
+    assert loopback.recorder.seen == []
+
+
+# -- numbers that are not numbers -------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    timeout=st.one_of(
+        st.floats(), st.integers(-5, 5), st.booleans(), st.text(max_size=3), st.none()
+    )
+)
+def test_any_client_timeout_is_finite_and_positive_or_refused(timeout: Any) -> None:
+    """RunsClient(timeout=) takes only a finite number above 0; nan and inf are refused."""
+    if timeout is None:
+        return
+    try:
+        client = RunsClient(api_key=KEY, timeout=timeout)
+    except exc.InvalidRequestError:
+        assert not (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and 0 < timeout < float("inf")
+        )
+    else:
+        assert 0 < client._transport.timeout < float("inf")
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0, 0, "5", True])
+def test_a_per_call_timeout_must_be_finite_and_positive(
+    loopback: Loopback, timeout: Any
+) -> None:
+    """A per-call timeout of nan, inf, 0 or a string is refused; nothing is sent."""
+    with pytest.raises(exc.InvalidRequestError, match="timeout"):
+        loopback.call(
+            loopback.client.runs.retrieve("thread_1", "run_1", timeout=timeout)
+        )
+    assert loopback.recorder.seen == []
