@@ -306,8 +306,9 @@ class RunsClient:
             The configured client.
 
         Raises:
-            InvalidRequestError: No endpoint, or not a project endpoint; no
-                credential, key or `auth=`; an empty *api_version*.
+            InvalidRequestError: No endpoint, or not a project endpoint; none
+                or more than one of *credential*, *api_key* and `auth=`; an
+                empty *api_version*.
         """
         endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
         if not endpoint:
@@ -324,6 +325,10 @@ class RunsClient:
         if not api_version:
             raise InvalidRequestError("api_version", "must be a non-empty string")
         auth: Auth | None = options.pop("auth", None)
+        if sum(x is not None for x in (auth, credential, api_key)) > 1:
+            raise InvalidRequestError(
+                "credential", "give one of credential=, api_key= and auth="
+            )
         if auth is None and credential is not None:
             auth = CredentialAuth(credential)
         elif auth is None and api_key:
@@ -514,7 +519,7 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
     """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return client_converter.structure(loads(raw), cls)
+        return client_converter().structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
 from enum import StrEnum
@@ -354,10 +355,17 @@ with it, never what the client reads from the API, which parses with a
 converter of its own.
 """
 
-# The client parses with a converter of its own, configured the same way, so
-# that a hook a user registers on the public one cannot change what the client
-# reads from the API.
-client_converter = _configure(cattrs.Converter(omit_if_default=False))
+
+@functools.cache
+def client_converter() -> cattrs.Converter:
+    """The converter the client parses with, built on first use.
+
+    Configured as `converter` is, but its own: a hook a user registers on
+    the public one cannot change what the client reads from the API. Built
+    lazily because building one costs about as much as importing aiohttp,
+    and a program that never calls the API need not pay it twice.
+    """
+    return _configure(cattrs.Converter(omit_if_default=False))
 
 
 request_converter = cattrs.Converter()

@@ -118,7 +118,7 @@ def parse_event(event: str, data: str) -> tuple[StreamEvent, Any]:
         value = payload if isinstance(payload, dict) else data
         return StreamEvent(event, value), payload
     try:
-        return StreamEvent(event, client_converter.structure(payload, model)), payload
+        return StreamEvent(event, client_converter().structure(payload, model)), payload
     except cattrs.ClassValidationError as exc:
         detail = "; ".join(cattrs.transform_error(exc)[:5])
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -254,6 +254,6 @@ class Snapshots:
             return None
         built = self._built.get((kind, key))
         if built is None:
-            built = client_converter.structure(_without_index(store[key]), cls)
+            built = client_converter().structure(_without_index(store[key]), cls)
             self._built[(kind, key)] = built
         return built

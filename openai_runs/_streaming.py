@@ -329,7 +329,7 @@ class RunStream:
     ) -> AsyncIterator[StreamEvent]:
         try:
             raw = await response.read()
-            run = client_converter.structure(json.loads(raw), Run)
+            run = client_converter().structure(json.loads(raw), Run)
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise _Dropped(f"{type(exc).__name__}: {exc}") from None
         except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
@@ -512,7 +512,7 @@ class RunStream:
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
         """An event built from a polled object, observed like a streamed one."""
         event = StreamEvent(name, data)
-        self._observe(event, client_converter.unstructure(data))
+        self._observe(event, client_converter().unstructure(data))
         return event
 
 
@@ -535,7 +535,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
             )
     if not parts:
         return None
-    return client_converter.structure(
+    return client_converter().structure(
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )
