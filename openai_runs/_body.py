@@ -43,7 +43,7 @@ def structured(name: str, value: Any, cl: Any) -> Any:
     ):
         raise InvalidRequestError(name, f"must be a list, not {type(value).__name__}")
     try:
-        return client_converter.structure(request_converter.unstructure(value), cl)
+        return client_converter().structure(request_converter.unstructure(value), cl)
     except cattrs.BaseValidationError as exc:
         detail = "; ".join(cattrs.transform_error(exc, path=name)[:5])
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
