@@ -1057,3 +1057,42 @@ def test_a_new_threads_tool_resources_are_kept() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         run(main())
+
+
+# -- where the live behaviour is unknown: the emulator's choice, configurable --
+
+
+def test_metadata_update_replaces_by_default_and_can_merge() -> None:
+    """Modifying metadata replaces it; metadata_update="merge" merges (and "" removes)."""
+
+    async def main() -> None:
+        for mode, expected in (
+            ("replace", {"b": "2"}),
+            ("merge", {"a": "1", "b": "2"}),
+        ):
+            async with emulated(metadata_update=mode) as (_, api):
+                r = await api.create(metadata={"a": "1", "c": "3"})
+                path = f"/threads/{r['thread_id']}/runs/{r['id']}"
+                body = {"metadata": {"b": "2", "c": ""}}
+                got = await api.call("POST", path, json=body)
+                want = expected if mode == "merge" else {"b": "2", "c": ""}
+                assert got["metadata"] == want
+
+    run(main())
+
+
+def test_an_unknown_cursor_is_a_400_by_default_or_an_empty_page() -> None:
+    """after=<unknown id> is a 400, or with unknown_cursor="empty" an empty page."""
+
+    async def main() -> None:
+        async with emulated() as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            await api.call("GET", path, params={"after": "run_gone"}, status=400)
+        async with emulated(unknown_cursor="empty") as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            page = await api.call("GET", path, params={"after": "run_gone"})
+            assert (page["data"], page["has_more"]) == ([], False)
+
+    run(main())

@@ -670,6 +670,7 @@ def page(
     order: Literal["asc", "desc"],
     after: str | None,
     before: str | None,
+    unknown_cursor: Literal["error", "empty"] = "error",
 ) -> tuple[list[Any], bool]:
     """Cut one page out of *items* (oldest first) the way the API does.
 
@@ -678,7 +679,8 @@ def page(
         direction of travel.
 
     Raises:
-        ApiError: If a cursor names no item.
+        ApiError: If a cursor names no item and *unknown_cursor* is
+            `"error"` (with `"empty"` the page is empty instead).
     """
     ordered = list(items) if order == "asc" else list(reversed(items))
     positions = {ids(item): i for i, item in enumerate(ordered)}
@@ -687,6 +689,8 @@ def page(
         if cursor is None:
             continue
         if cursor not in positions:
+            if unknown_cursor == "empty":
+                return [], False
             raise ApiError(
                 400, f"Invalid '{param}': no object with id '{cursor}'.", param=param
             )
@@ -736,6 +740,9 @@ class EmulatorState:
         # Reported in x-ratelimit-* headers; enforced only when asked for.
         self.rate_limiter = RateLimiter(RateLimit(enforce=False))
         self.assistants = Assistants(strict=False)
+        # Where the live behaviour is not documented, the emulator's choice.
+        self.metadata_update: Literal["replace", "merge"] = "replace"
+        self.unknown_cursor: Literal["error", "empty"] = "error"
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
@@ -866,6 +873,7 @@ class EmulatorState:
                 order=order,
                 after=after,
                 before=before,
+                unknown_cursor=self.unknown_cursor,
             )
             now = self.clock.now()
             for run in runs:
@@ -893,6 +901,7 @@ class EmulatorState:
                 order=order,
                 after=after,
                 before=before,
+                unknown_cursor=self.unknown_cursor,
             )
             data = [run.step_json(step, content=content) for step in steps]
             return _list_json(data, has_more)
@@ -911,11 +920,21 @@ class EmulatorState:
             raise ApiError(404, f"No step found with id '{step_id}'.")
 
     def modify(self, thread_id: str, run_id: str, metadata: object) -> JSON:
-        """Replace a run's metadata and return the run."""
+        """Set a run's metadata and return the run.
+
+        The given metadata replaces the run's, or with `metadata_update`
+        `"merge"` is merged into it (an empty string value removes a key).
+        """
         with self.lock:
             run = self.run(thread_id, run_id)
             if metadata is not None:
-                run.fields["metadata"] = check_metadata(metadata)
+                given = check_metadata(metadata)
+                if self.metadata_update == "merge":
+                    merged = {**run.fields["metadata"], **given}
+                    given = check_metadata(
+                        {key: value for key, value in merged.items() if value != ""}
+                    )
+                run.fields["metadata"] = given
             return run.to_json()
 
     def cancel(self, thread_id: str | None, run_id: str) -> JSON:
