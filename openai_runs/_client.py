@@ -318,8 +318,9 @@ class RunsClient:
             The configured client.
 
         Raises:
-            InvalidRequestError: No endpoint, or not a project endpoint; no
-                credential, key or `auth=`; an empty *api_version*.
+            InvalidRequestError: No endpoint, or not a project endpoint; none
+                or more than one of *credential*, *api_key* and `auth=`; an
+                empty *api_version*.
         """
         endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
         if not endpoint:
@@ -336,6 +337,10 @@ class RunsClient:
         if not api_version:
             raise InvalidRequestError("api_version", "must be a non-empty string")
         auth: Auth | None = options.pop("auth", None)
+        if sum(x is not None for x in (auth, credential, api_key)) > 1:
+            raise InvalidRequestError(
+                "credential", "give one of credential=, api_key= and auth="
+            )
         if auth is None and credential is not None:
             auth = CredentialAuth(credential)
         elif auth is None and api_key:

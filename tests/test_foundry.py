@@ -553,6 +553,11 @@ def test_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("https://res.services.ai.azure.com/api/projects/p", {}, "credential"),
         (
             "https://res.services.ai.azure.com/api/projects/p",
+            {"credential": Credential(), "api_key": "k"},
+            "credential",
+        ),
+        (
+            "https://res.services.ai.azure.com/api/projects/p",
             {"credential": Credential(), "api_version": ""},
             "api_version",
         ),
@@ -564,8 +569,9 @@ def test_foundry_configuration_errors(
     options: dict[str, Any],
     field: str,
 ) -> None:
-    """A missing or non-project endpoint, no credential, or an empty
-    api-version is an InvalidRequestError naming the argument."""
+    """A missing or non-project endpoint, no credential (or two ways to
+    authenticate), or an empty api-version is an InvalidRequestError naming
+    the argument."""
     monkeypatch.delenv("AZURE_AI_PROJECT_ENDPOINT", raising=False)
 
     with pytest.raises(exc.InvalidRequestError) as caught:
@@ -600,3 +606,50 @@ def test_azure_identity_is_an_extra_not_a_dependency() -> None:
         d.startswith("azure-identity")
         for d in project["optional-dependencies"]["azure"]
     )
+
+
+def test_credential_auth_rejects_an_empty_token() -> None:
+    """A credential that returns an empty token is an InvalidRequestError."""
+
+    @attrs.define
+    class Empty:
+        async def get_token(self, *scopes: str) -> AccessToken:
+            return AccessToken("", time.time() + 3600)
+
+    with pytest.raises(exc.InvalidRequestError, match="empty token"):
+        asyncio.run(CredentialAuth(Empty()).headers())
+
+
+class AccessTokenInfo(NamedTuple):
+    """azure-core's `AccessTokenInfo`: a token with its own `refresh_on`."""
+
+    token: str
+    expires_on: float
+    refresh_on: float
+
+
+def test_refresh_on_is_honoured() -> None:
+    """A token whose credential says to refresh it early (`refresh_on`) is
+    fetched again from then on, though it expires much later."""
+    fetched: list[float] = []
+
+    @attrs.define
+    class Early:
+        async def get_token(self, *scopes: str) -> AccessTokenInfo:
+            fetched.append(time.time())
+            now = time.time()
+            return AccessTokenInfo(f"tok-{len(fetched)}", now + 3600, now + 0.1)
+
+    async def main() -> list[dict[str, str]]:
+        auth = CredentialAuth(Early())
+        first = await auth.headers()
+        again = await auth.headers()
+        await asyncio.sleep(0.15)
+        return [first, again, await auth.headers()]
+
+    headers = asyncio.run(main())
+    assert [h["Authorization"] for h in headers] == [
+        "Bearer tok-1",
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]

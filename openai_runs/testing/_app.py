@@ -9,6 +9,7 @@ and needs no key.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,11 +19,12 @@ import cattrs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ._assistants import Assistant
 from ._clock import ManualClock
 from ._conversation import CONVERSATIONS, Conversations, routes
 from ._foundry import mount_foundry
 from ._schema import check_body
-from ._script import Fault, RunScript, converter
+from ._script import FAULT_PRESETS, Fault, RunScript, converter
 from ._state import (
     FILE_SEARCH_CONTENT,
     JSON,
@@ -53,21 +55,6 @@ ACCESS = web.AppKey("access", Access)
 BodyCheck = Callable[[str, object], JSON]
 BODY_CHECK: web.AppKey[BodyCheck] = web.AppKey("body_check")
 """How request bodies are checked: `check_body`, or a dialect's own."""
-
-_FAULT_ERRORS = {
-    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
-    500: (
-        "The server had an error while processing your request. Sorry about that!",
-        "server_error",
-        None,
-    ),
-    502: ("Bad gateway.", "server_error", None),
-    503: (
-        "The engine is currently overloaded, please try again later.",
-        "server_error",
-        None,
-    ),
-}
 
 
 def build_app(
@@ -112,6 +99,10 @@ def build_app(
             web.delete("/_emulator/faults", _clear_faults),
             web.post("/_emulator/runs/{run_id}/script", _rescript),
             web.put("/_emulator/scripts/{name}", _put_script),
+            web.get("/_emulator/assistants", _list_assistants),
+            web.put("/_emulator/assistants/{assistant_id}", _put_assistant),
+            web.get("/_emulator/config", _config),
+            web.patch("/_emulator/config", _patch_config),
         ]
     )
     if dialect == "foundry":
@@ -152,7 +143,31 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     state = request.config_dict[STATE]
     run_id = request.match_info.get("run_id")
     state.counts.record(run_id, retrieve=request.match_info.route.name == "get_run")
-    _check_access(request, request.config_dict[ACCESS])
+    key = _check_access(request, request.config_dict[ACCESS])
+    limits, wait = state.rate_limiter.take(key, state.clock.now())
+    if wait is not None:
+        message, retry = state.rate_limiter.refusal(wait)
+        raise ApiError(
+            429,
+            message,
+            type="requests",
+            code="rate_limit_exceeded",
+            headers={**limits, **retry},
+        )
+    try:
+        response = await _faulty(request, handler, state, run_id)
+    except ApiError as error:
+        error.headers = {**limits, **error.headers}
+        raise
+    if not response.prepared:  # a stream has sent its headers already
+        for name, value in limits.items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+async def _faulty(
+    request: web.Request, handler: Handler, state: EmulatorState, run_id: str | None
+) -> web.StreamResponse:
     fault = state.draw_fault(run_id)
     if fault is None:
         _check_ids(request)
@@ -164,9 +179,11 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request.transport.close()
         raise asyncio.CancelledError
     if fault.status is not None:
-        raise _fault_error(fault.status, fault.retry_after)
+        raise _fault_error(fault)
     _check_ids(request)
     response = await handler(request)
+    if not response.prepared:
+        response.headers.update(fault.headers)
     if fault.body is not None and isinstance(response, web.Response):
         body = bytes(response.body or b"")  # type: ignore[arg-type]
         response.body = (
@@ -193,10 +210,15 @@ def _check_ids(request: web.Request) -> None:
             )
 
 
-def _check_access(request: web.Request, access: Access) -> None:
+def _check_access(request: web.Request, access: Access) -> str:
+    """Check the key and the beta header; return who is asking, for limits.
+
+    The caller is named by a digest of its key, so the key itself is never
+    kept.
+    """
+    bearer = request.headers.get("Authorization", "")
+    key = request.headers.get("api-key") or bearer.removeprefix("Bearer ").strip()
     if access.api_key is not None:
-        bearer = request.headers.get("Authorization", "")
-        key = request.headers.get("api-key") or bearer.removeprefix("Bearer ").strip()
         if not key:
             raise ApiError(
                 401,
@@ -215,6 +237,7 @@ def _check_access(request: web.Request, access: Access) -> None:
             "assistants=v2'.",
             code="invalid_beta",
         )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def incorrect_key_message(key: str) -> str:
@@ -230,14 +253,13 @@ def incorrect_key_message(key: str) -> str:
     )
 
 
-def _fault_error(status: int, retry_after: float | None) -> ApiError:
-    message, kind, code = _FAULT_ERRORS.get(
-        status, ("The emulator injected this error.", "server_error", None)
-    )
-    headers = {}
-    if retry_after is not None:
-        headers["Retry-After"] = str(math.ceil(retry_after))
-        headers["retry-after-ms"] = str(round(retry_after * 1000))
+def _fault_error(fault: Fault) -> ApiError:
+    status = fault.status or 500
+    message, kind, code = fault.error()
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
     return ApiError(status, message, type=kind, code=code, headers=headers)
 
 
@@ -277,7 +299,7 @@ def run_fields(body: JSON) -> JSON:
         if text
     )
     truncation = body.get("truncation_strategy") or {"type": "auto"}
-    return {
+    fields = {
         "assistant_id": body["assistant_id"],
         "model": body.get("model") or "gpt-4o",
         # RunObject types `instructions` as a string; the API reference's
@@ -299,6 +321,40 @@ def run_fields(body: JSON) -> JSON:
         "parallel_tool_calls": _or(body.get("parallel_tool_calls"), True),
         "response_format": body.get("response_format") or "auto",
     }
+    _check_tool_choice(fields)
+    return fields
+
+
+def _check_tool_choice(fields: JSON) -> None:
+    # A forced tool must be one the run has; the spec cannot say so.
+    choice = fields["tool_choice"]
+    if not isinstance(choice, dict):
+        return
+    kind = choice["type"]
+    tools = fields["tools"]
+    if kind == "function":
+        name = choice["function"]["name"]
+        if not any(
+            t["type"] == "function" and t["function"]["name"] == name for t in tools
+        ):
+            raise ApiError(
+                400,
+                f"Invalid value for 'tool_choice': no function named '{name}' in "
+                "the run's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif kind in ("code_interpreter", "file_search") and not any(
+        t["type"] == kind for t in tools
+    ):
+        # Only the OpenAI tool types: Foundry's named choices
+        # (`bing_custom_search`, ...) need not match a tool type.
+        raise ApiError(
+            400,
+            f"Invalid value for 'tool_choice': no '{kind}' tool in the run's tools.",
+            param="tool_choice",
+            code="invalid_value",
+        )
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -367,7 +423,7 @@ async def _create_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateRunRequest")
-    fields = run_fields(body)
+    fields = run_fields(state.inherit(body))
     thread_id = request.match_info["thread_id"]
     with state.lock:
         conversations.check_run_allowed(thread_id)
@@ -385,7 +441,7 @@ async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
-    fields = run_fields(body)
+    fields = run_fields(state.inherit(body))
     with state.lock:
         created = conversations.create_thread(thread)
         run = state.create_run(created["id"], fields)
@@ -458,7 +514,10 @@ async def _get_step(request: web.Request) -> web.Response:
 
 
 async def _structure(request: web.Request, cls: type[_T]) -> _T:
-    body = await _json(request)
+    return _structure_json(await _json(request), cls)
+
+
+def _structure_json(body: Any, cls: type[_T]) -> _T:
     try:
         return converter.structure(body, cls)
     except cattrs.BaseValidationError as error:
@@ -495,7 +554,17 @@ async def _list_faults(request: web.Request) -> web.Response:
 
 async def _add_fault(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    state.add_fault(await _structure(request, Fault))
+    body = await _json(request)
+    if isinstance(body, dict) and "preset" in body:
+        # {"preset": "insufficient_quota", "times": 1}: the preset's fields,
+        # then the ones given beside it.
+        name = body.pop("preset")
+        if name not in FAULT_PRESETS:
+            raise _invalid(
+                "preset", f"no preset named {name!r}; one of {sorted(FAULT_PRESETS)}."
+            )
+        body = {**converter.unstructure(FAULT_PRESETS[name]), **body}
+    state.add_fault(_structure_json(body, Fault))
     return _faults_json(state)
 
 
@@ -520,3 +589,79 @@ async def _put_script(request: web.Request) -> web.Response:
     else:
         state.scripts[name] = script
     return web.json_response({"name": name, "script": converter.unstructure(script)})
+
+
+def _assistants_json(state: EmulatorState) -> web.Response:
+    assistants = state.assistants
+    return web.json_response(
+        {
+            "strict": assistants.strict,
+            "assistants": [converter.unstructure(a) for a in assistants.all()],
+        }
+    )
+
+
+async def _list_assistants(request: web.Request) -> web.Response:
+    return _assistants_json(request.config_dict[STATE])
+
+
+async def _put_assistant(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid Assistant: expected a JSON object.")
+    body = {**body, "id": request.match_info["assistant_id"]}
+    state.assistants.add(_structure_json(body, Assistant))
+    return _assistants_json(state)
+
+
+def _config_json(state: EmulatorState) -> web.Response:
+    return web.json_response(
+        {
+            "clock": "manual" if isinstance(state.clock, ManualClock) else "system",
+            "now": state.clock.now(),
+            "poll_after_ms": state.poll_after_ms,
+            "expires_after": state.expires_after,
+            "cancel_delay": state.cancel_delay,
+            "strict_assistants": state.assistants.strict,
+        }
+    )
+
+
+async def _config(request: web.Request) -> web.Response:
+    return _config_json(request.config_dict[STATE])
+
+
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "poll_after_ms": (int, type(None)),
+    "expires_after": (int, float, type(None)),
+    "cancel_delay": (int, float),
+    "strict_assistants": (bool,),
+}
+
+
+async def _patch_config(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    for key, value in body.items():
+        kinds = _CONFIG_TYPES.get(key)
+        if kinds is None:
+            raise ApiError(
+                400, f"Unknown setting '{key}'; one of {sorted(_CONFIG_TYPES)}."
+            )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        # JSON's true is a Python int too: only a boolean setting takes it.
+        valid = isinstance(value, kinds) and (
+            bool in kinds or not isinstance(value, bool)
+        )
+        if not valid or (number and float(value) < 0):
+            raise _invalid(key, f"not a valid value: {value!r}.")
+    with state.lock:
+        for key, value in body.items():
+            if key == "strict_assistants":
+                state.assistants.strict = value
+            else:
+                setattr(state, key, value)
+    return _config_json(state)

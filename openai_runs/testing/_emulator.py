@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
 from aiohttp import web
 
 from ._app import Access, build_app, run_fields
+from ._assistants import Assistant, Assistants
 from ._clock import Clock, SystemClock
 from ._foundry import PROJECTS
+from ._ratelimit import RateLimit, RateLimiter
 from ._schema import check_body
 from ._script import Fault, RunScript
 from ._state import JSON, EmulatorState, RequestCounts
@@ -50,6 +52,13 @@ class Emulator:
             `None` for runs that never expire.
         poll_after_ms: An `openai-poll-after-ms` hint for run responses.
         seed: Seeds the random draws of faults with a probability.
+        rate_limit: The request rate limit per key, reported in
+            `x-ratelimit-*` headers and enforced with 429s; by default
+            10,000 requests a minute, reported but not enforced.
+        assistants: Registered assistants: runs on them inherit their model,
+            instructions and tools unless the request overrides them.
+        strict_assistants: Refuse runs on an assistant not registered, with
+            the API's 404; by default any `assistant_id` is accepted.
         dialect: `openai`, or `foundry` to serve the API as Azure AI Foundry
             Agent Service does: at `/api/projects/{project}/...` (*url* is
             the project endpoint), requiring `api-version` and a bearer token
@@ -72,6 +81,9 @@ class Emulator:
         expires_after: float | None = 600.0,
         poll_after_ms: int | None = None,
         seed: int = 0,
+        rate_limit: RateLimit | None = None,
+        assistants: Iterable[Assistant] = (),
+        strict_assistants: bool = False,
         dialect: Literal["openai", "foundry"] = "openai",
         project: str = "emulator",
     ) -> None:
@@ -89,6 +101,9 @@ class Emulator:
             poll_after_ms=poll_after_ms,
             seed=seed,
         )
+        if rate_limit is not None:
+            self._state.rate_limiter = RateLimiter(rate_limit)
+        self._state.assistants = Assistants(assistants, strict=strict_assistants)
         self.app = build_app(
             self._state,
             prefix=prefix,
@@ -196,7 +211,7 @@ class Emulator:
         *,
         script: RunScript | None = None,
         assistant_id: str = "asst_emulator",
-        tools: Iterable[JSON] = (),
+        tools: Sequence[JSON] = (),
         metadata: dict[str, str] | None = None,
     ) -> JSON:
         """Create a run without an HTTP request and return it as a `RunObject`.
@@ -205,20 +220,24 @@ class Emulator:
             thread_id: The thread to run; a new thread by default.
             script: What the run will do; see `RunScript`.
             assistant_id: The run's `assistant_id`.
-            tools: The run's tools, as the API's tool objects.
+            tools: The run's tools, as the API's tool objects; none: the
+                assistant's, if it is registered.
             metadata: The run's metadata.
 
         Raises:
             ApiError: If the thread does not exist or a field is invalid.
         """
-        body = {
-            "assistant_id": assistant_id,
-            "tools": list(tools),
-            "metadata": metadata,
-        }
-        fields = run_fields(check_body("CreateRunRequest", body))
+        body: JSON = {"assistant_id": assistant_id, "metadata": metadata}
+        if tools:
+            body["tools"] = list(tools)
+        checked = check_body("CreateRunRequest", body)
+        fields = run_fields(self._state.inherit(checked))
         thread_id = thread_id or self.create_thread()
         return self._state.create_run(thread_id, fields, script).to_json()
+
+    def add_assistant(self, assistant: Assistant) -> None:
+        """Register *assistant* (replacing one with its id) for runs to inherit."""
+        self._state.assistants.add(assistant)
 
     def retrieve(self, run_id: str) -> JSON:
         """Return a run as a `RunObject`, without counting a request."""

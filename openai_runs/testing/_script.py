@@ -233,6 +233,16 @@ class Fault:
         disconnect: Close the connection without answering.
         body: Answer normally, but with a `"malformed"` body (not JSON) or a
             `"truncated"` one (the JSON cut in half).
+        type: With *status*: the error body's `type`; `None` for the one the
+            API uses with that status (`invalid_request_error` for 4xx,
+            `requests` for 429, `server_error` for 5xx).
+        code: With *status*: the error body's `code`; `None` for the API's
+            usual one (`rate_limit_exceeded` for 429, `invalid_api_key` for
+            401, none otherwise). Give `""` for a null code.
+        message: With *status*: the error body's `message`; `None` for the
+            API's usual text for that status.
+        headers: Headers to add to the answer, error or not (such as
+            `x-should-retry: false`).
     """
 
     run_id: str | None = None
@@ -243,6 +253,111 @@ class Fault:
     retry_after: float | None = None
     disconnect: bool = False
     body: Literal["malformed", "truncated"] | None = None
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def preset(cls, name: FaultPreset, **changes: Any) -> Fault:
+        """Return the fault that imitates a real failure of the API.
+
+        Args:
+            name: One of `rate_limit_exceeded` (429, retried),
+                `tokens_rate_limit_exceeded` (429 on tokens, retried),
+                `insufficient_quota` (429 that must not be retried: a
+                billing problem), `invalid_api_key` (401), `permission_denied`
+                (403), `server_error` (500), `bad_gateway` (502),
+                `overloaded` (503) and `timeout` (504).
+            **changes: Fields to set on top of the preset, such as
+                `times=1` or `run_id=...`.
+
+        Raises:
+            KeyError: For an unknown *name*.
+        """
+        return attrs.evolve(FAULT_PRESETS[name], **changes)
+
+    def error(self) -> tuple[str, str, str | None]:
+        """Return the error body's `(message, type, code)` for this fault."""
+        status = self.status or 500
+        message, kind, code = _FAULT_ERRORS.get(status) or (
+            "The emulator injected this error.",
+            "invalid_request_error" if status < 500 else "server_error",
+            None,
+        )
+        if self.code is not None:
+            code = self.code or None
+        return (self.message or message, self.type or kind, code)
+
+
+FaultPreset = Literal[
+    "rate_limit_exceeded",
+    "tokens_rate_limit_exceeded",
+    "insufficient_quota",
+    "invalid_api_key",
+    "permission_denied",
+    "server_error",
+    "bad_gateway",
+    "overloaded",
+    "timeout",
+]
+
+# The live API's error bodies, by status, for faults that choose none.
+_FAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    401: (
+        "Incorrect API key provided: sk-****. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    429: (
+        "Rate limit reached for requests. Please try again in 1s. Visit "
+        "https://platform.openai.com/account/rate-limits to learn more.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    502: ("Bad gateway.", "server_error", None),
+    503: (
+        "The engine is currently overloaded, please try again later.",
+        "server_error",
+        None,
+    ),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+FAULT_PRESETS: dict[str, Fault] = {
+    "rate_limit_exceeded": Fault(status=429, retry_after=1.0),
+    "tokens_rate_limit_exceeded": Fault(
+        status=429,
+        retry_after=1.0,
+        type="tokens",
+        message="Rate limit reached for gpt-4o on tokens per min (TPM): Limit "
+        "30000, Used 30000, Requested 1200. Please try again in 2.4s. Visit "
+        "https://platform.openai.com/account/rate-limits to learn more.",
+    ),
+    "insufficient_quota": Fault(
+        status=429,
+        type="insufficient_quota",
+        code="insufficient_quota",
+        message="You exceeded your current quota, please check your plan and "
+        "billing details. For more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+    ),
+    "invalid_api_key": Fault(status=401),
+    "permission_denied": Fault(
+        status=403,
+        message="You are not allowed to access this resource with this key.",
+    ),
+    "server_error": Fault(status=500),
+    "bad_gateway": Fault(status=502),
+    "overloaded": Fault(status=503),
+    "timeout": Fault(status=504),
+}
 
 
 converter = cattrs.Converter(forbid_extra_keys=True)

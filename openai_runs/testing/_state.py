@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 import attrs
 
+from ._assistants import Assistants
 from ._clock import Clock
+from ._ratelimit import RateLimit, RateLimiter
 from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
 
 JSON = dict[str, Any]
@@ -207,6 +209,8 @@ class Run:
         self._events: list[tuple[float, int, Callable[[float], None]]] = []
         self._tools_run = False
         self._waiting: _Step | None = None
+        # Calls still to ask for, one at a time, when parallel_tool_calls is off.
+        self._queued_calls: list[ScriptedCall] = []
         # Called once when the run ends: the thread appends the reply.
         self.on_end: Callable[[Run, float], None] | None = None
         self._enter(0, now)
@@ -259,6 +263,10 @@ class Run:
         self._finish(step, "completed", now)
         self._waiting = None
         self.required_action = None
+        if self._queued_calls:
+            # Without parallel tool calls the model asks again, for the next.
+            self._ask(self._queued_calls.pop(0), now=now)
+            return
         self._enter(self.phase + 1, now)
 
     def rescript(self, script: RunScript, now: float) -> None:
@@ -274,6 +282,7 @@ class Run:
             if step.status == "in_progress":
                 self._finish(step, "completed", now)
         self._waiting = None
+        self._queued_calls = []
         self.required_action = None
         self.script = script
         if script.cancel_delay is not None:
@@ -288,6 +297,11 @@ class Run:
         phase = self.script.phases[index]
         if phase.status in TERMINAL:
             self._end(phase.status, now)
+            return
+        if phase.status == "requires_action" and not self.may_call_functions:
+            # tool_choice "none" (or another tool forced): the model calls no
+            # function, so the run goes straight on.
+            self._enter(index + 1, now)
             return
         self.status = phase.status
         if phase.status == "requires_action":
@@ -351,6 +365,14 @@ class Run:
     def _complete(self, step: _Step, now: float) -> None:
         self._finish(step, "completed", now)
 
+    @property
+    def may_call_functions(self) -> bool:
+        """Whether the run's `tool_choice` lets the model call a function."""
+        choice = self.fields["tool_choice"]
+        if isinstance(choice, dict):
+            return bool(choice["type"] == "function")
+        return bool(choice != "none")
+
     def _ask_for_outputs(self, phase: Phase, now: float) -> None:
         calls = phase.tool_calls or tuple(
             ScriptedCall(tool["function"]["name"])
@@ -358,6 +380,18 @@ class Run:
             if tool["type"] == "function"
         )
         calls = calls or (ScriptedCall("lookup"),)
+        choice = self.fields["tool_choice"]
+        if isinstance(choice, dict):
+            # A forced function: the model calls that one and no other.
+            name = choice["function"]["name"]
+            calls = tuple(c for c in calls if c.name == name) or (ScriptedCall(name),)
+        if self.fields["parallel_tool_calls"] is False:
+            first, *rest = calls
+            self._queued_calls = rest
+            calls = (first,)
+        self._ask(*calls, now=now)
+
+    def _ask(self, *calls: ScriptedCall, now: float) -> None:
         ids = [new_id("call") for _ in calls]
         self.required_action = {
             "type": "submit_tool_outputs",
@@ -639,6 +673,9 @@ class EmulatorState:
         self.expires_after = expires_after
         self.poll_after_ms = poll_after_ms
         self.counts = RequestCounts()
+        # Reported in x-ratelimit-* headers; enforced only when asked for.
+        self.rate_limiter = RateLimiter(RateLimit(enforce=False))
+        self.assistants = Assistants(strict=False)
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
@@ -693,6 +730,19 @@ class EmulatorState:
                     self.on_run_end(run, self.clock.now())
             return run
 
+    def inherit(self, body: JSON) -> JSON:
+        """Return a create-run *body* with what its assistant gives it.
+
+        Raises:
+            ApiError: 404 in strict mode for an assistant not registered.
+        """
+        try:
+            return self.assistants.apply(body)
+        except LookupError:
+            raise ApiError(
+                404, f"No assistant found with id '{body['assistant_id']}'."
+            ) from None
+
     def _script_for(self, fields: JSON) -> RunScript:
         name = (fields["metadata"] or {}).get("emulator_script")
         if name is not None:
@@ -705,7 +755,11 @@ class EmulatorState:
             return self.scripts[name]
         if self.default_script is not None:
             return self.default_script
-        if any(tool["type"] == "function" for tool in fields["tools"]):
+        choice = fields["tool_choice"]
+        may_call = choice != "none" and (
+            not isinstance(choice, dict) or choice["type"] == "function"
+        )
+        if may_call and any(tool["type"] == "function" for tool in fields["tools"]):
             return _ASKS_FOR_OUTPUTS
         return _COMPLETES
 

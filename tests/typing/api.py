@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import assert_type
+from typing import Any, NamedTuple, assert_type
 
 import openai_runs
 from openai_runs import (
@@ -20,7 +20,7 @@ from openai_runs import (
     WatchState,
     tool_registry,
 )
-from openai_runs.auth import ApiKeyAuth, TokenAuth
+from openai_runs.auth import ApiKeyAuth, CredentialAuth, TokenAuth
 from openai_runs.exceptions import (
     APIStatusError,
     InvalidRequestError,
@@ -28,6 +28,10 @@ from openai_runs.exceptions import (
     ToolCallError,
 )
 from openai_runs.models import (
+    BingGroundingConfiguration,
+    BingGroundingSearch,
+    BingGroundingTool,
+    ConnectedAgentTool,
     DeletedThread,
     Message,
     MessageDelta,
@@ -158,3 +162,56 @@ async def streaming(client: RunsClient) -> None:
 
 def serve_weather(call: ToolCall) -> str:
     return call.function.arguments
+
+
+class AccessToken(NamedTuple):
+    """azure-core's `AccessToken`, as azure-identity returns it."""
+
+    token: str
+    expires_on: int
+
+
+class AzureLikeCredential:
+    """The signature of azure-identity's `AsyncTokenCredential.get_token`."""
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return AccessToken("t", 0)
+
+    async def close(self) -> None:
+        pass
+
+
+async def foundry() -> None:
+    credential = AzureLikeCredential()
+    async with RunsClient.foundry(
+        "https://x.services.ai.azure.com/api/projects/p", credential=credential
+    ) as client:
+        run = await client.runs.create("thread_1", agent_id="asst_1")
+        assert_type(run, Run)
+        assert_type(
+            await client.runs.create_thread_and_run(
+                agent_id="asst_1",
+                tools=[
+                    BingGroundingTool(
+                        bing_grounding=BingGroundingSearch(
+                            search_configurations=[
+                                BingGroundingConfiguration(connection_id="c")
+                            ]
+                        )
+                    )
+                ],
+            ),
+            Run,
+        )
+        for tool in run.tools:
+            if isinstance(tool, ConnectedAgentTool):
+                assert_type(tool.connected_agent.id, str)
+    RunsClient(auth=CredentialAuth(credential))
+    RunsClient.foundry(api_key="token", api_version="v1", timeout=5)
