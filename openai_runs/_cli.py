@@ -230,6 +230,18 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         "whose runs inherit them",
     )
     p.add_argument(
+        "--metadata-update",
+        choices=["replace", "merge"],
+        default="replace",
+        help="how modifying a run treats its metadata (live behaviour undocumented)",
+    )
+    p.add_argument(
+        "--unknown-cursor",
+        choices=["error", "empty"],
+        default="error",
+        help="a list's answer to an unknown after/before id: 400 or an empty page",
+    )
+    p.add_argument(
         "--strict-assistants",
         action="store_true",
         help="answer 404 for an assistant_id not registered (default: accept any)",
@@ -602,6 +614,8 @@ async def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         assistants=assistants,
         strict_assistants=args.strict_assistants,
+        metadata_update=args.metadata_update,
+        unknown_cursor=args.unknown_cursor,
     )
     try:
         await emulator.start(args.host, args.port)
