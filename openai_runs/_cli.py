@@ -54,11 +54,14 @@ EXIT_CODES: Final[dict[str, int]] = {
 }
 EXIT_TIMEOUT: Final = 7
 """A watch that reached its deadline."""
+EXIT_BROKEN_PIPE: Final = 141
+"""Standard output was closed early, as by `| head` (128 + SIGPIPE, as shells say)."""
 
 EPILOG = """\
 exit codes: 0 completed (or the call succeeded), 1 API or connection error,
 2 usage error, 3 failed, 4 cancelled, 5 expired, 6 incomplete, 7 watch timed
-out, 8 requires_action (the run waits for tool outputs).
+out, 8 requires_action (the run waits for tool outputs), 141 output closed
+early (a broken pipe, as under `| head`).
 
 The key comes from --api-key or OPENAI_API_KEY, the server from --base-url or
 OPENAI_BASE_URL. `openai-runs demo` needs neither.
@@ -75,8 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.command(args))
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`--json | head`): nothing more can be shown,
+        # and Python's own flush at exit must not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 
@@ -228,6 +239,18 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a JSON array of assistants ({id, model, instructions, tools, ...}) "
         "whose runs inherit them",
+    )
+    p.add_argument(
+        "--metadata-update",
+        choices=["replace", "merge"],
+        default="replace",
+        help="how modifying a run treats its metadata (live behaviour undocumented)",
+    )
+    p.add_argument(
+        "--unknown-cursor",
+        choices=["error", "empty"],
+        default="error",
+        help="a list's answer to an unknown after/before id: 400 or an empty page",
     )
     p.add_argument(
         "--strict-assistants",
@@ -602,6 +625,8 @@ async def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         assistants=assistants,
         strict_assistants=args.strict_assistants,
+        metadata_update=args.metadata_update,
+        unknown_cursor=args.unknown_cursor,
     )
     try:
         await emulator.start(args.host, args.port)
@@ -627,7 +652,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _when(timestamp: int | None) -> str:
-    moment = as_datetime(timestamp)
+    try:
+        moment = as_datetime(timestamp)
+    except ValueError:  # beyond the years 1 to 9999: show the number itself
+        return f"{timestamp} (out of range)"
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 

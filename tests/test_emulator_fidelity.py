@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import urllib.error
 import urllib.request
 import warnings
@@ -10,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _spec import SPEC_PATH, validator
+from _spec import SPEC_PATH, json_schema, validator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 from test_cli import serving
 from test_emulator import emulated, run
 
@@ -18,13 +23,24 @@ import openai_runs.testing
 from openai_runs import RunsClient
 from openai_runs._cli import main
 from openai_runs.exceptions import InsufficientQuotaError
-from openai_runs.testing import Assistant, Fault, RateLimit
-from openai_runs.testing._schema import unknown_keywords
+from openai_runs.testing import (
+    ApiError,
+    Assistant,
+    Emulator,
+    Fault,
+    ManualClock,
+    Phase,
+    RateLimit,
+    RunScript,
+)
+from openai_runs.testing._app import run_fields
+from openai_runs.testing._schema import check_body, unknown_keywords
 
 RUN = validator("RunObject")
 BASE = {"assistant_id": "asst_1"}
 FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
 CLOCK = {"type": "function", "function": {"name": "get_time"}}
+CODE_TOOL = {"type": "code_interpreter"}
 # CreateRunRequest fields that CreateThreadAndRunRequest lacks.
 RUN_ONLY = {"reasoning_effort", "additional_instructions", "additional_messages"}
 REQUEST_SCHEMAS = [
@@ -921,8 +937,7 @@ def _http(method: str, url: str, body: Any = None, key: str | None = None) -> An
 
 
 def test_serve_options_control_time_and_settings(tmp_path: Path) -> None:
-    """serve --manual-clock, --expires-after, --poll-after-ms, --no-require-beta,
-    --assistants and --strict-assistants, driven over raw HTTP."""
+    """serve's clock, expiry, hint, beta, assistants options work over raw HTTP."""
     assistants = tmp_path / "assistants.json"
     assistants.write_text(json.dumps([{"id": "asst_1", "tools": [FUNCTION]}]))
     args = [
@@ -964,3 +979,185 @@ def test_serve_with_a_bad_assistants_file_is_one_error_line(
     bad.write_text('{"id": "asst_1"}')
     assert main(["serve", "--port", "0", "--assistants", str(bad)]) == 1
     assert "expected a JSON array" in capsys.readouterr().err
+
+
+# -- 9. usage and tool resources ----------------------------------------------
+
+
+def _total(usages: list[Any]) -> tuple[int, int, int]:
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return tuple(sum(u[k] for u in usages if u) for k in keys)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("tools", "cancel_after", "expected"),
+    [
+        ([CODE_TOOL, {"type": "file_search"}], None, (120, 40, 160)),
+        ([FUNCTION, CLOCK], None, (120, 40, 160)),
+        ([CODE_TOOL], 0.0, (0, 0, 0)),
+        ([CODE_TOOL, {"type": "file_search"}], 1.0, None),
+    ],
+)
+def test_run_usage_is_the_sum_of_its_steps(
+    tools: list[Any], cancel_after: float | None, expected: tuple[int, int, int] | None
+) -> None:
+    """Usage adds up over steps; a run cancelled while queued used nothing."""
+
+    async def main() -> None:
+        script = RunScript((Phase("queued", 0.5), Phase("in_progress", 1.0),
+                            Phase("completed")))  # fmt: skip
+        if tools[0] is FUNCTION:
+            script = RunScript.requires_action(after=0.5, then=0.5)
+        async with emulated(default_script=script) as (emu, api):
+            r = await api.create(tools=tools)
+            if cancel_after is not None:
+                emu.clock.advance(cancel_after)  # type: ignore[attr-defined]
+                await api.call(
+                    "POST", f"/threads/{r['thread_id']}/runs/{r['id']}/cancel"
+                )
+            emu.clock.advance(1)  # type: ignore[attr-defined]
+            got = await api.get(r)
+            if got["status"] == "requires_action":
+                await _submit(api, got)
+                emu.clock.advance(2)  # type: ignore[attr-defined]
+                got = await api.get(r)
+            emu.clock.advance(2)  # type: ignore[attr-defined]
+            got = await api.get(r)
+            assert got["status"] in ("completed", "cancelled")
+            steps = (await api.steps(r, limit=100))["data"]
+            run_usage = got["usage"]
+            total = (run_usage["prompt_tokens"], run_usage["completion_tokens"],
+                     run_usage["total_tokens"])  # fmt: skip
+            assert total == _total([s["usage"] for s in steps])
+            if expected is not None:
+                assert total == expected
+            if cancel_after == 0.0:
+                assert steps == []
+            elif cancel_after is not None:
+                assert 0 < total[2] < 160
+
+    run(main())
+
+
+def test_a_new_threads_tool_resources_are_kept() -> None:
+    """thread.tool_resources of create_and_run reach the thread (vector_stores made into ids)."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with (
+            emulated() as (emu, _),
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key=emu.api_key, max_retries=0
+            ) as client,
+        ):
+            r = await client.beta.threads.create_and_run(
+                assistant_id="asst_1",
+                thread={
+                    "tool_resources": {
+                        "code_interpreter": {"file_ids": ["file-abc"]},
+                        "file_search": {"vector_stores": [{"file_ids": ["file-x"]}]},
+                    }
+                },
+            )
+            thread = await client.beta.threads.retrieve(r.thread_id)
+            resources = thread.tool_resources
+            assert resources is not None
+            assert resources.code_interpreter is not None
+            assert resources.code_interpreter.file_ids == ["file-abc"]
+            assert resources.file_search is not None
+            (store,) = resources.file_search.vector_store_ids or []
+            assert store.startswith("vs_")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())
+
+
+# -- where the live behaviour is unknown: the emulator's choice, configurable --
+
+
+def test_metadata_update_replaces_by_default_and_can_merge() -> None:
+    """Modifying metadata replaces it; metadata_update="merge" merges (and "" removes)."""
+
+    async def main() -> None:
+        for mode, expected in (
+            ("replace", {"b": "2"}),
+            ("merge", {"a": "1", "b": "2"}),
+        ):
+            async with emulated(metadata_update=mode) as (_, api):
+                r = await api.create(metadata={"a": "1", "c": "3"})
+                path = f"/threads/{r['thread_id']}/runs/{r['id']}"
+                body = {"metadata": {"b": "2", "c": ""}}
+                got = await api.call("POST", path, json=body)
+                want = expected if mode == "merge" else {"b": "2", "c": ""}
+                assert got["metadata"] == want
+
+    run(main())
+
+
+def test_an_unknown_cursor_is_a_400_by_default_or_an_empty_page() -> None:
+    """after=<unknown id> is a 400, or with unknown_cursor="empty" an empty page."""
+
+    async def main() -> None:
+        async with emulated() as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            await api.call("GET", path, params={"after": "run_gone"}, status=400)
+        async with emulated(unknown_cursor="empty") as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            page = await api.call("GET", path, params={"after": "run_gone"})
+            assert (page["data"], page["has_more"]) == ([], False)
+
+    run(main())
+
+
+# -- the checker against the schemas it reads ---------------------------------
+
+_PROSE_PARAMS = re.compile(
+    r"(metadata|.*\.metadata(\..+)?|tools\[\d+\]\.function\.name|"
+    r"response_format\.json_schema\.name|tool_choice(\.function)?|"
+    r"truncation_strategy\.last_messages|tool_outputs\[\d+\]\.\w+)"
+)
+
+
+@functools.cache
+def _requests(schema_name: str) -> st.SearchStrategy[Any]:
+    return from_schema(json_schema(schema_name))
+
+
+@pytest.mark.parametrize(
+    "schema_name",
+    ["CreateRunRequest", "ModifyRunRequest", "SubmitToolOutputsRunRequest"],
+)
+def test_every_schema_valid_body_passes_but_for_the_prose_limits(
+    schema_name: str,
+) -> None:
+    """Schema-valid bodies pass (or fail on a prose limit); their runs are RunObjects."""
+    emu = Emulator(clock=ManualClock())
+    thread_id = emu.create_thread()
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )
+    @given(_requests(schema_name))
+    def check(body: Any) -> None:
+        refused: dict[str, Any] | None = None
+        try:
+            check_body(schema_name, body)
+            fields = run_fields(body) if schema_name == "CreateRunRequest" else None
+        except ApiError as error:
+            refused, fields = error.body["error"], None
+        if refused is not None:
+            assert _PROSE_PARAMS.fullmatch(refused["param"] or ""), refused
+        elif fields is not None:
+            RUN.validate(emu._state.create_run(thread_id, fields).to_json())
+
+    check()

@@ -624,6 +624,8 @@ def _config_json(state: EmulatorState) -> web.Response:
             "expires_after": state.expires_after,
             "cancel_delay": state.cancel_delay,
             "strict_assistants": state.assistants.strict,
+            "metadata_update": state.metadata_update,
+            "unknown_cursor": state.unknown_cursor,
         }
     )
 
@@ -637,6 +639,12 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "expires_after": (int, float, type(None)),
     "cancel_delay": (int, float),
     "strict_assistants": (bool,),
+    "metadata_update": (str,),
+    "unknown_cursor": (str,),
+}
+_CONFIG_CHOICES = {
+    "metadata_update": ("replace", "merge"),
+    "unknown_cursor": ("error", "empty"),
 }
 
 
@@ -656,6 +664,9 @@ async def _patch_config(request: web.Request) -> web.Response:
         valid = isinstance(value, kinds) and (
             bool in kinds or not isinstance(value, bool)
         )
+        choices = _CONFIG_CHOICES.get(key)
+        if choices is not None and value not in choices:
+            valid = False
         if not valid or (number and float(value) < 0):
             raise _invalid(key, f"not a valid value: {value!r}.")
     with state.lock:

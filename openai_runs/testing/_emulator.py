@@ -59,6 +59,12 @@ class Emulator:
             instructions and tools unless the request overrides them.
         strict_assistants: Refuse runs on an assistant not registered, with
             the API's 404; by default any `assistant_id` is accepted.
+        metadata_update: How modifying a run treats its metadata: `replace`
+            it with what is sent, or `merge` what is sent into it (an empty
+            string removes a key). The live behaviour is not documented.
+        unknown_cursor: How a list answers an `after`/`before` id it does
+            not know: a 400 (`error`) or an empty page (`empty`). The live
+            behaviour is not documented.
         dialect: `openai`, or `foundry` to serve the API as Azure AI Foundry
             Agent Service does: at `/api/projects/{project}/...` (*url* is
             the project endpoint), requiring `api-version` and a bearer token
@@ -84,6 +90,8 @@ class Emulator:
         rate_limit: RateLimit | None = None,
         assistants: Iterable[Assistant] = (),
         strict_assistants: bool = False,
+        metadata_update: Literal["replace", "merge"] = "replace",
+        unknown_cursor: Literal["error", "empty"] = "error",
         dialect: Literal["openai", "foundry"] = "openai",
         project: str = "emulator",
     ) -> None:
@@ -104,6 +112,8 @@ class Emulator:
         if rate_limit is not None:
             self._state.rate_limiter = RateLimiter(rate_limit)
         self._state.assistants = Assistants(assistants, strict=strict_assistants)
+        self._state.metadata_update = metadata_update
+        self._state.unknown_cursor = unknown_cursor
         self.app = build_app(
             self._state,
             prefix=prefix,
