@@ -515,7 +515,9 @@ def test_drifting_policy_is_left_to_the_server(options: dict[str, Any]) -> None:
 
     async def main() -> None:
         async with api(ok(run_json(status="queued"))) as (server, client):
-            await client.runs.create("thread_1", assistant_id="asst_1", **options)
+            await client.runs.create(
+                "thread_1", assistant_id="asst_1", idempotency_key=False, **options
+            )
         sent = json.loads(server.seen[0].body)
         expected = json.loads(json.dumps(request_converter.unstructure(options)))
         assert sent == {"assistant_id": "asst_1", **expected}
