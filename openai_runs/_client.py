@@ -14,7 +14,7 @@ from collections.abc import (
 )
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 
 import aiohttp
 import cattrs
@@ -26,12 +26,12 @@ except ImportError:  # pragma: no cover - without the optional [fast] extra
 else:
     _HAVE_ORJSON = True
 
+from ._budget import Budget, LocalBudget
 from ._converter import converter, request_converter
 from ._http import Response, Transport
-from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
+from ._many import RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
-from ._retry import RetryPolicy, retrying
-from ._tools import ToolHandler
+from ._retry import RetryPolicy, retry_hint, retrying
 from ._validation import (
     MIN_TOKEN_LIMIT,
     RESPONSE_FORMATS,
@@ -47,13 +47,16 @@ from ._validation import (
     check_tools,
     list_params,
 )
-from ._watcher import OnStatus, PollPolicy, RunWatcher
+from ._watch_core import WATCH_OPTIONS, Settings, WatchOptions
+from ._watcher import RunWatcher
 from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
 from .exceptions import (
     EXCERPT_LIMIT,
     APIDecodeError,
     APIResponseError,
+    InsufficientQuotaError,
     InvalidRequestError,
+    RateLimitError,
     error_from_response,
 )
 from .models import (
@@ -69,7 +72,7 @@ from .models import (
     TruncationStrategy,
 )
 
-__all__ = ["RunSteps", "Runs", "RunsClient"]
+__all__ = ["CreateAndPollParams", "RunCreateParams", "RunSteps", "Runs", "RunsClient"]
 
 T = TypeVar("T")
 
@@ -115,7 +118,13 @@ class RunsClient:
             ``api-version``.
         auth: Another authentication scheme (:class:`~openai_runs.auth.ApiKeyAuth`,
             :class:`~openai_runs.auth.TokenAuth`); replaces *api_key*.
-        retry_policy: Backoff and hint limits for retries.
+        retry_policy: Backoff and hint limits for retries, for every call
+            and (unless a watch's policy sets its own) every watch.
+        budget: What the client may send: requests in flight, requests per
+            second, the shared 429 pause; consulted by every request, plain
+            calls and watches alike. A
+            [LocalBudget][openai_runs.LocalBudget] (64 in flight) if *None*;
+            pass one budget to several clients to share it.
         session: A caller-owned :class:`aiohttp.ClientSession`; the client
             uses it and never closes it.
 
@@ -139,6 +148,7 @@ class RunsClient:
         default_query: Mapping[str, str] | None = None,
         auth: Auth | None = None,
         retry_policy: RetryPolicy | None = None,
+        budget: Budget | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if auth is None:
@@ -170,7 +180,16 @@ class RunsClient:
         headers.update(default_headers or {})
         for name, value in headers.items():
             check_header(name, value)
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidRequestError(
+                "budget", f"must have acquire() and release(), not {budget!r}"
+            )
+        self.budget: Budget = LocalBudget() if budget is None else budget
         self.max_retries = max_retries
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise InvalidRequestError(
+                "retry_policy", f"must be a RetryPolicy, not {retry_policy!r}"
+            )
         self.retry_policy = retry_policy or RetryPolicy()
         self._retrying = retrying(self.retry_policy, max_retries)
         self._transport = Transport(
@@ -311,12 +330,22 @@ class RunsClient:
         data = None if body is None else json.dumps(body).encode()
         query = list(params)
 
+        budget = self.budget
+
         async def attempt() -> Response[T]:
-            status, headers, raw = await self._transport.request(
-                method, path, params=query, body=data, timeout=timeout
-            )
-            if status >= 300:
+            await budget.acquire()
+            try:
+                status, headers, raw = await self._transport.request(
+                    method, path, params=query, body=data, timeout=timeout
+                )
+            except BaseException:
+                budget.release()
+                raise
+            if status < 300:
+                budget.release()
+            else:
                 error = error_from_response(status, headers, raw)
+                budget.release(self._throttled(error))
                 if status == 404 and self._hosted_openai and not self._answered:
                     error.args = (error.args[0] + _RETIRED_HINT,)
                 await self._redact(error)
@@ -349,6 +378,16 @@ class RunsClient:
         if max_retries is not None and max_retries != self.max_retries:
             control = retrying(self.retry_policy, max_retries)
         return await control(again)
+
+    def _throttled(self, error: APIResponseError) -> float | None:
+        """How long a 429 asks the whole key to wait; *None* for other errors."""
+        if not isinstance(error, RateLimitError) or isinstance(
+            error, InsufficientQuotaError
+        ):
+            return None  # no wait brings a spent quota back
+        hint = retry_hint(error.headers)
+        policy = self.retry_policy
+        return policy.initial if hint is None else min(hint, policy.max_retry_after)
 
     async def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
@@ -426,6 +465,56 @@ _loads: Callable[[bytes], Any] = _orjson_loads if _HAVE_ORJSON else json.loads
 
 def _name(cls: Any) -> str:
     return getattr(cls, "__name__", str(cls))
+
+
+class RunCreateParams(TypedDict, total=False):
+    """The optional parameters of a run's create, as the API names them.
+
+    Every one left out is not sent, so the assistant's own settings apply.
+
+    Attributes:
+        model: Overrides the assistant's model.
+        reasoning_effort: `low`, `medium`, `high`, ... for reasoning models.
+        instructions: Replaces the assistant's instructions.
+        additional_instructions: Appended to the instructions.
+        additional_messages: Added to the thread before the run.
+        tools: Replaces the assistant's tools (at most 20).
+        metadata: At most 16 string pairs.
+        temperature: Sampling temperature, 0 to 2.
+        top_p: Nucleus sampling mass, 0 to 1.
+        max_prompt_tokens: At least 256.
+        max_completion_tokens: At least 256.
+        truncation_strategy: How the thread is cut before the run.
+        tool_choice: `none`, `auto`, `required` or a
+            [NamedToolChoice][openai_runs.models.NamedToolChoice].
+        parallel_tool_calls: Whether the model may call tools in parallel.
+        response_format: `auto` or a response format model.
+        include: Extra step fields, as for `steps.list`.
+    """
+
+    model: str | None
+    reasoning_effort: str | None
+    instructions: str | None
+    additional_instructions: str | None
+    additional_messages: Sequence[MessageRequest] | None
+    tools: Sequence[Tool] | None
+    metadata: Mapping[str, str] | None
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: TruncationStrategy | None
+    tool_choice: str | NamedToolChoice | None
+    parallel_tool_calls: bool | None
+    response_format: str | ResponseFormat | None
+    include: Iterable[str] | None
+
+
+class CreateAndPollParams(RunCreateParams, WatchOptions, total=False):
+    """The create parameters and the watch options, for `create_and_poll`."""
+
+
+_CREATE_PARAMS = frozenset(RunCreateParams.__annotations__)
 
 
 class Runs:
@@ -547,150 +636,101 @@ class Runs:
         )
         return response.parsed
 
-    async def poll(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
-    ) -> Run:
-        """Poll a run until it ends or needs the caller (a :class:`RunWatcher`).
+    def watch(
+        self, thread_id: str, run_id: str, **options: Unpack[WatchOptions]
+    ) -> RunWatcher:
+        """Watch a run until it ends or needs the caller.
+
+        `await client.runs.watch(tid, rid)` returns the final run; `async for
+        run in client.runs.watch(tid, rid)` yields it at each change of
+        status. See [RunWatcher][openai_runs.RunWatcher] for the rules.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run to watch.
-            timeout: Seconds for the whole watch (default 900).
-            cancel_on_timeout: At the deadline, cancel the run and learn how it ended.
-            policy: The poll policy.
-            on_status: Called with the run at each change of status.
-            cancel_on_caller_cancel: Cancel the run too if the caller is cancelled.
-            tool_handler: Serves the run's tool calls at ``requires_action``
-                and keeps watching; see :class:`RunWatcher`.
-            cancel_on_tool_error: Cancel the run when the handler raises.
+            **options: The [WatchOptions][openai_runs.WatchOptions]:
+                *timeout* (900 s by default), *cancel_on_timeout*, *policy*,
+                *on_status*, *tool_handler*.
 
         Returns:
-            The run: terminal, or ``requires_action`` without a *tool_handler*.
+            A [RunWatcher][openai_runs.RunWatcher] to await or iterate.
+
+        Raises:
+            InvalidRequestError: An id or option is invalid (nothing is sent).
+        """
+        return RunWatcher(
+            self._client,
+            check_id("thread_id", thread_id),
+            check_id("run_id", run_id),
+            **options,
+        )
+
+    async def poll(
+        self, thread_id: str, run_id: str, **options: Unpack[WatchOptions]
+    ) -> Run:
+        """Poll a run until it ends or needs the caller: `await watch(...)`.
+
+        The openai-python name for [watch][openai_runs.Runs.watch].
+
+        Returns:
+            The run: terminal, or `requires_action` without a *tool_handler*.
 
         Raises:
             WatchTimeoutError: The deadline passed.
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault, such as 404.
         """
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
-        return await watcher.wait()
+        return await self.watch(thread_id, run_id, **options)
 
     def watch_many(
         self,
         runs: Iterable[RunRef] | AsyncIterable[RunRef],
-        *,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        max_polls_per_second: float | None = None,
-        on_status: OnStatus | None = None,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
+        **options: Unpack[WatchOptions],
     ) -> AsyncGenerator[WatchResult, None]:
-        """Watch many runs; yield each one's :class:`WatchResult` as it ends.
+        """Watch many runs; yield each one's result as it ends.
 
-        Each run is watched as :class:`RunWatcher` watches one, with its own
-        deadline counted from when it was read from *runs*. Results come in
-        the order the watches end; a failure is reported for its run only.
-        One scheduler polls every run from a heap of due times.
+        Each run is watched by the rules of [RunWatcher][openai_runs.RunWatcher]
+        (the same state machine), with its own deadline counted from when it
+        was read from *runs*. Results come in the order the watches end;
+        every run yields exactly one result, and a failure (a timeout, a tool
+        error, a status hook that raised) is reported for its run only. One
+        scheduler sleeps every run on a heap; only requests in flight and
+        tool handlers at work have a task. The requests go through the
+        client's budget, which bounds them (in flight, per second, the
+        shared 429 pause) together with everything else the client sends.
 
-        Use it under :func:`contextlib.aclosing` to stop at once when leaving
+        Use it under `contextlib.aclosing` to stop at once when leaving
         the loop early (or cancel the task iterating it): every request it
-        started is cancelled and awaited. Without ``aclosing``, the watches
+        started is cancelled and awaited. Without `aclosing`, the watches
         still running are cancelled when the generator is garbage collected.
 
         Args:
-            runs: ``(thread_id, run_id)`` or ``(thread_id, run_id, key)``
-                tuples, as a plain or an async iterable (read while watching,
-                so work can be fed in as earlier runs end).
-            timeout: Seconds for each run's watch; the policy's *deadline*
-                (900) if *None*.
-            cancel_on_timeout: At a run's deadline, cancel it and report how
-                it ended, as :class:`RunWatcher` does.
-            policy: The poll policy for every run.
-            max_in_flight: The most requests waiting for an answer at once.
-            max_polls_per_second: A cap on requests sent per second, if any.
-            on_status: Called (and awaited if it is a coroutine function)
-                with a run at each change of its status; keep it quick, since
-                it runs in the poll's slot. What it raises ends that run's
-                watch.
-            tool_handler: Serves each run's tool calls, as for
-                :class:`RunWatcher`; a handler at work does not hold one of
-                the *max_in_flight* slots.
-            cancel_on_tool_error: As for :class:`RunWatcher`.
+            runs: [Run][openai_runs.Run]s, `(thread_id, run_id)` or
+                `(thread_id, run_id, key)` tuples, as a plain or an async
+                iterable (read while watching, so work can be fed in as
+                earlier runs end).
+            **options: The [WatchOptions][openai_runs.WatchOptions], for
+                every run. *on_status* runs in the poll's task: keep it quick;
+                what it raises ends that run's watch.
 
         Returns:
-            An async generator of one :class:`WatchResult` per run.
+            An async generator of one [WatchResult][openai_runs.WatchResult]
+            per run.
 
         Raises:
-            InvalidRequestError: A bad item in *runs*, or a bad limit (raised
-                when iteration starts).
+            InvalidRequestError: A bad option (at once) or a bad item in
+                *runs* (when it is read).
         """
-        return watch_many(
-            self._client,
-            runs,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            max_in_flight=max_in_flight,
-            max_polls_per_second=max_polls_per_second,
-            on_status=on_status,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
+        return watch_many(self._client, runs, Settings.of(options))
 
     async def create_and_poll(
         self,
         thread_id: str,
         *,
         assistant_id: str,
-        model: str | None = None,
-        reasoning_effort: str | None = None,
-        instructions: str | None = None,
-        additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest] | None = None,
-        tools: Sequence[Tool] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | None = None,
-        tool_choice: str | NamedToolChoice | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | None = None,
-        include: Iterable[str] | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
+        **params: Unpack[CreateAndPollParams],
     ) -> Run:
-        """Start a run (:meth:`create`) and watch it to its end (:meth:`poll`).
+        """Start a run ([create][openai_runs.Runs.create]) and watch it.
 
         With a *tool_handler*, the watch also serves the run's tool calls,
         so the run comes back terminal.
@@ -698,31 +738,11 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
-            model: As for :meth:`create`.
-            reasoning_effort: As for :meth:`create`.
-            instructions: As for :meth:`create`.
-            additional_instructions: As for :meth:`create`.
-            additional_messages: As for :meth:`create`.
-            tools: The tool definitions sent with the run, as for :meth:`create`
-                (the functions that serve them go in *tool_handler*).
-            metadata: As for :meth:`create`.
-            temperature: As for :meth:`create`.
-            top_p: As for :meth:`create`.
-            max_prompt_tokens: As for :meth:`create`.
-            max_completion_tokens: As for :meth:`create`.
-            truncation_strategy: As for :meth:`create`.
-            tool_choice: As for :meth:`create`.
-            parallel_tool_calls: As for :meth:`create`.
-            response_format: As for :meth:`create`.
-            include: As for :meth:`create`.
-            timeout: Seconds for the watch, as for :meth:`poll` (the create
-                request uses the client's own timeout and retries).
-            cancel_on_timeout: As for :meth:`poll`.
-            policy: As for :meth:`poll`.
-            on_status: As for :meth:`poll`.
-            cancel_on_caller_cancel: As for :meth:`poll`.
-            tool_handler: As for :meth:`poll`.
-            cancel_on_tool_error: As for :meth:`poll`.
+            **params: The create parameters
+                ([RunCreateParams][openai_runs.RunCreateParams]) and the
+                [WatchOptions][openai_runs.WatchOptions]; *timeout* is the
+                watch's (the create request uses the client's own timeout and
+                retries).
 
         Returns:
             The final run the watch reports.
@@ -733,37 +753,11 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
-        run = await self.create(
-            thread_id,
-            assistant_id=assistant_id,
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            include=include,
-        )
-        return await self.poll(
-            run.thread_id,
-            run.id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
+        given: dict[str, Any] = dict(params)
+        watch: Any = {k: given.pop(k) for k in WATCH_OPTIONS & set(given)}
+        Settings.of(watch)  # a bad watch option is refused before the create
+        run = await self.create(thread_id, assistant_id=assistant_id, **given)
+        return await self.watch(run.thread_id, run.id, **watch)
 
     async def submit_tool_outputs_and_poll(
         self,
@@ -771,32 +765,19 @@ class Runs:
         run_id: str,
         *,
         tool_outputs: Sequence[ToolOutput],
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
+        **options: Unpack[WatchOptions],
     ) -> Run:
-        """Submit tool outputs (:meth:`submit_tool_outputs`), then :meth:`poll`.
+        """Submit tool outputs, then watch the run.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
-            tool_outputs: One output per tool call, as for
-                :meth:`submit_tool_outputs`.
-            timeout: Seconds for the watch, as for :meth:`poll` (the submit
-                request uses the client's own timeout and retries).
-            cancel_on_timeout: As for :meth:`poll`.
-            policy: As for :meth:`poll`.
-            on_status: As for :meth:`poll`.
-            cancel_on_caller_cancel: As for :meth:`poll`.
-            tool_handler: Serves any later tool calls, as for :meth:`poll`.
-            cancel_on_tool_error: As for :meth:`poll`.
+            tool_outputs: One output per tool call.
+            **options: The [WatchOptions][openai_runs.WatchOptions]; a
+                *tool_handler* serves any later tool calls.
 
         Returns:
-            The final run the watch reports: terminal, or ``requires_action``
+            The final run the watch reports: terminal, or `requires_action`
             again if the run asks for more and there is no *tool_handler*.
 
         Raises:
@@ -805,104 +786,56 @@ class Runs:
             WatchTimeoutError: The deadline passed.
             ToolCallError: The tool handler raised.
         """
+        watcher = self.watch(thread_id, run_id, **options)
         await self.submit_tool_outputs(thread_id, run_id, tool_outputs=tool_outputs)
-        return await self.poll(
-            thread_id,
-            run_id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
+        return await watcher
 
     async def create(
         self,
         thread_id: str,
         *,
         assistant_id: str,
-        model: str | None = None,
-        reasoning_effort: str | None = None,
-        instructions: str | None = None,
-        additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest] | None = None,
-        tools: Sequence[Tool] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | None = None,
-        tool_choice: str | NamedToolChoice | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | None = None,
-        include: Iterable[str] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        **params: Unpack[RunCreateParams],
     ) -> Run:
         """Start a run of an assistant on a thread.
 
-        Arguments left *None* are not sent, so the assistant's own settings
-        apply. Streaming (``stream=true``) is not supported by this package.
+        Parameters left out are not sent, so the assistant's own settings
+        apply.
 
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
-            model: Overrides the assistant's model.
-            reasoning_effort: ``low``, ``medium``, ``high``, ... for
-                reasoning models.
-            instructions: Replaces the assistant's instructions.
-            additional_instructions: Appended to the instructions.
-            additional_messages: Added to the thread before the run.
-            tools: Replaces the assistant's tools (at most 20).
-            metadata: At most 16 string pairs.
-            temperature: Sampling temperature, 0 to 2.
-            top_p: Nucleus sampling mass, 0 to 1.
-            max_prompt_tokens: At least 256.
-            max_completion_tokens: At least 256.
-            truncation_strategy: How the thread is cut before the run.
-            tool_choice: ``none``, ``auto``, ``required`` or a
-                :class:`~openai_runs.models.NamedToolChoice`.
-            parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: ``auto`` or a response format model.
-            include: Extra step fields, as for ``steps.list``.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's. A
                 retried create after a timeout may start a second run.
+            **params: The [RunCreateParams][openai_runs.RunCreateParams]:
+                *model*, *instructions*, *tools*, *metadata*, ...
 
         Returns:
-            The new run, usually ``queued``.
+            The new run, usually `queued`.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            TypeError: An unknown parameter.
         """
+        unknown = set(params) - _CREATE_PARAMS
+        if unknown:
+            raise TypeError(
+                f"unexpected create parameter(s): {', '.join(sorted(unknown))}"
+            )
         path = ("threads", check_id("thread_id", thread_id), "runs")
-        body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=_messages(additional_messages),
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-        )
-        params = [("include[]", value) for value in check_include(include)]
+        fields: dict[str, Any] = dict(params)
+        include = fields.pop("include", None)
+        fields["additional_messages"] = _messages(fields.get("additional_messages"))
+        body = _run_body(assistant_id=check_id("assistant_id", assistant_id), **fields)
+        query = [("include[]", value) for value in check_include(include)]
         response = await self._client.request(
             "POST",
             path,
             Run,
-            params=params,
+            params=query,
             body=body,
             timeout=timeout,
             max_retries=max_retries,

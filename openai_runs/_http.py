@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -26,6 +27,9 @@ __all__ = ["Response", "Transport"]
 logger = logging.getLogger("openai_runs")
 
 T = TypeVar("T")
+
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
+"""The request's own asyncio timeout bounds it; a session's default must not."""
 
 # A segment of only these characters is its own percent-encoding: the ids of
 # every API object are, so most requests skip urllib's quote.
@@ -59,10 +63,12 @@ class Response(Generic[T]):
     def poll_after_ms(self) -> int | None:
         """The ``openai-poll-after-ms`` hint: when to look at the run again."""
         value = self.headers.get("openai-poll-after-ms")
-        try:
-            return None if value is None else int(value)
-        except ValueError:
-            return None
+        digits = None if value is None else value.strip()
+        if not digits or not digits.isascii() or not digits.isdigit():
+            return None  # text, a sign, a fraction: no hint
+        if len(digits) > 12:
+            return 10**12  # over 30 years; int() refuses 4,300 digits and more
+        return int(digits) or None  # 0 means no hint too
 
 
 @attrs.define
@@ -126,20 +132,25 @@ class Transport:
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
         if self.query or params:
             url += "?" + urlencode([*self.query, *params])
-        headers = {**self.headers, **await self.auth.headers()}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
         started = time.monotonic()
         try:
-            async with self._session().request(
-                method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
-                allow_redirects=False,
-            ) as resp:
-                raw = await resp.read()
+            # One asyncio timer bounds the whole exchange, the token fetch of
+            # the auth included: aiohttp's own timeouts round any value over
+            # its ceil_threshold (5 s) up to a whole second, so a 5.2 s
+            # deadline ended at 6 s.
+            async with asyncio.timeout(timeout or self.timeout):
+                headers = {**self.headers, **await self.auth.headers()}
+                if body is not None:
+                    headers["Content-Type"] = "application/json"
+                async with self._session().request(
+                    method,
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=body,
+                    timeout=_NO_AIOHTTP_TIMEOUT,
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await resp.read()
         except TimeoutError as exc:
             where = _where(method, path)
             raise APITimeoutError(f"{where}: no answer within the timeout") from exc

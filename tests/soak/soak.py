@@ -108,7 +108,7 @@ class Soak:
         if many:
             started = time.monotonic()
             async for result in self.client.runs.watch_many(
-                refs, timeout=timeout, policy=POLICY, max_in_flight=64
+                refs, timeout=timeout, policy=POLICY
             ):
                 overrun = time.monotonic() - started - timeout
                 self.record(result.run_id, result.run, result.error, overrun)
