@@ -1,4 +1,4 @@
-"""``python -m openai_runs`` is the ``openai-runs`` command."""
+"""`python -m openai_runs` is the `openai-runs` command."""
 
 import sys
 

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Protocol, runtime_checkable
 
-from ._validation import check_count, check_seconds
+from ._validation import check_count, check_duration
 from .exceptions import InvalidRequestError
 
 __all__ = ["Budget", "LocalBudget"]
@@ -90,7 +90,7 @@ class LocalBudget:
             if max_in_flight < 1:
                 raise InvalidRequestError("max_in_flight", "must be 1 or more")
         if max_requests_per_second is not None:
-            check_seconds(
+            check_duration(
                 "max_requests_per_second", max_requests_per_second, positive=True
             )
         self.max_in_flight = max_in_flight

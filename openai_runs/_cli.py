@@ -1,19 +1,29 @@
-"""The ``openai-runs`` command line: the SDK's public API, for people at a terminal."""
+"""The `openai-runs` command line: the SDK's public API, for people at a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Final, TextIO
 
 from . import RunsClient, RunWatcher, converter, tool_registry
-from .exceptions import OpenAIRunsError, WatchTimeoutError
+from ._client import FOUNDRY_ENDPOINT_ENV
+from .auth import TokenCredential
+from .exceptions import (
+    APIStatusError,
+    InvalidRequestError,
+    NotFoundError,
+    OpenAIRunsError,
+    WatchTimeoutError,
+)
 from .models import (
     CodeInterpreterCall,
     FileSearchCall,
@@ -21,14 +31,15 @@ from .models import (
     FunctionDefinition,
     FunctionTool,
     MessageCreationDetails,
+    MessageDelta,
     Run,
     RunStatus,
     RunStep,
+    TextPartDelta,
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import Emulator, RunScript, run_server
-from .testing import FunctionCall as ScriptCall
+from .testing import Emulator, RunScript, ScriptedCall
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -51,6 +62,11 @@ out, 8 requires_action (the run waits for tool outputs).
 
 The key comes from --api-key or OPENAI_API_KEY, the server from --base-url or
 OPENAI_BASE_URL. `openai-runs demo` needs neither.
+
+Azure AI Foundry: --foundry-endpoint (or AZURE_AI_PROJECT_ENDPOINT, when no
+--base-url or OPENAI_BASE_URL is set) names the project endpoint; requests
+then authenticate with azure-identity's DefaultAzureCredential (pip install
+azure-identity), or with --api-key as a bearer token.
 """
 
 
@@ -74,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", help="the API root (default: OPENAI_BASE_URL)")
     common.add_argument("--api-key", help="the key (default: OPENAI_API_KEY)")
+    common.add_argument(
+        "--foundry-endpoint",
+        help="an Azure AI Foundry project endpoint, "
+        "https://NAME.services.ai.azure.com/api/projects/PROJECT "
+        "(default: AZURE_AI_PROJECT_ENDPOINT)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -88,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("get", _get, "Show a run.")
     _ids(p, "thread", "run")
+    p = command("create", _create, "Start a run of an assistant on a thread.")
+    _ids(p, "thread")
+    p.add_argument("--assistant", required=True, metavar="ID", help="the assistant")
+    p.add_argument("--instructions", help="replace the assistant's instructions")
+    p.add_argument(
+        "--metadata", nargs="+", metavar="KEY=VALUE", type=_pair, help="tag the run"
+    )
     p = command("update", _update, "Set a run's metadata.")
     _ids(p, "thread", "run")
     p.add_argument(
@@ -116,16 +145,55 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cancel the run at the deadline and report how it ended",
     )
-    p = command("serve", _serve, "Serve the Runs API emulator.")
+    p = command(
+        "stream", _stream, "Start a run on a thread and print its reply as it comes."
+    )
+    p.add_argument("thread_id", metavar="THREAD", help="the thread to run")
+    p.add_argument("--assistant", required=True, help="the assistant to run it with")
+    p.add_argument("--timeout", type=float, help="seconds for the whole stream")
+    p = command(
+        "run",
+        _run,
+        "Say something to an assistant: a thread, your message, a run, the reply.",
+    )
+    _run_options(p)
+    # serve talks to no server, so it takes none of the client options.
+    doc = "Serve the Runs API emulator until Ctrl-C."
+    p = sub.add_parser("serve", help=doc, description=doc)
+    p.set_defaults(command=_serve)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    p.add_argument("--port", type=int, default=8080, help="default 8080")
-    p.add_argument("--key", default="sk-emulator", help="the key clients must send")
+    p.add_argument("--port", type=int, default=8080, help="default 8080; 0 picks one")
+    p.add_argument(
+        "--key",
+        help="the key clients must send (default: any key, as local emulators take)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=["openai", "foundry"],
+        default="openai",
+        help="serve OpenAI's shape at /v1 (default), or Azure AI Foundry's at "
+        "/api/projects/PROJECT (any bearer token; --key unused)",
+    )
+    p.add_argument(
+        "--project", default="emulator", help="the Foundry project name in the URL"
+    )
     p = command("demo", _demo, "Run and watch a batch of runs, on the emulator.")
     p.add_argument(
         "--assistant-id",
         help="with --base-url: the assistant to run on the real server",
     )
     return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("message", help="what the user says")
+    parser.add_argument(
+        "--assistant", required=True, metavar="ID", help="the assistant"
+    )
+    parser.add_argument(
+        "--thread", metavar="ID", help="go on with this thread (default: a new one)"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds to watch (default 900)")
 
 
 def _ids(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -146,29 +214,99 @@ def _pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    if not key:
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty key")
     return key, value
 
 
-def _client(args: argparse.Namespace) -> RunsClient:
-    return RunsClient(api_key=args.api_key, base_url=args.base_url)
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[RunsClient]:
+    """The client the global options describe: OpenAI's, or a Foundry project's."""
+    endpoint = args.foundry_endpoint
+    if endpoint is None and not (args.base_url or os.environ.get("OPENAI_BASE_URL")):
+        endpoint = os.environ.get(FOUNDRY_ENDPOINT_ENV)
+    if not endpoint:
+        async with RunsClient(api_key=args.api_key, base_url=args.base_url) as client:
+            yield client
+        return
+    if args.api_key:
+        async with RunsClient.foundry(endpoint, api_key=args.api_key) as client:
+            yield client
+        return
+    async with (
+        _azure_credential() as credential,
+        RunsClient.foundry(endpoint, credential=credential) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _azure_credential() -> AsyncIterator[TokenCredential]:
+    """azure-identity's DefaultAzureCredential, closed after use."""
+    try:
+        # By name: azure-identity is optional, and has no stubs for mypy.
+        identity = importlib.import_module("azure.identity.aio")
+    except ImportError:
+        raise InvalidRequestError(
+            "foundry-endpoint",
+            "needs an Azure credential: pip install azure-identity "
+            "(or pass --api-key with a token)",
+        ) from None
+    credential = identity.DefaultAzureCredential()
+    try:
+        yield credential
+    finally:
+        await credential.close()
 
 
 async def _call(
     args: argparse.Namespace, action: Callable[[RunsClient], Coroutine[Any, Any, int]]
 ) -> int:
     """Run *action* with a client; print an error as one line, not a traceback."""
+    base_url = None
     try:
         async with _client(args) as client:
+            base_url = client.base_url
             return await action(client)
     except OpenAIRunsError as error:
-        return _fail(error)
+        return _fail(error, _hint(args, error, base_url))
 
 
-def _fail(error: OpenAIRunsError) -> int:
+def _fail(error: OpenAIRunsError, hint: str | None = None) -> int:
     print(f"openai-runs: error: {error}", file=sys.stderr)
+    if hint is not None:
+        print(f"openai-runs: hint: {hint}", file=sys.stderr)
     if isinstance(error, ValueError):
         return EXIT_USAGE
     return EXIT_ERROR
+
+
+def _hint(
+    args: argparse.Namespace, error: OpenAIRunsError, base_url: str | None
+) -> str | None:
+    """What the user most likely got wrong, for the errors people get lost in."""
+    if not isinstance(error, APIStatusError):
+        return None
+    thread_id = getattr(args, "thread_id", "")
+    run_id = getattr(args, "run_id", "")
+    order = "the thread id comes first, then the run id"
+    if thread_id.startswith("run_"):
+        return f"THREAD {thread_id!r} looks like a run id: {order}"
+    if run_id.startswith("thread_"):
+        return f"RUN {run_id!r} looks like a thread id: {order}"
+    if (
+        isinstance(error, NotFoundError)
+        and "Invalid URL" in str(error)
+        and base_url is not None
+        and not base_url.rstrip("/").endswith("/v1")
+        # A Foundry project endpoint has no /v1, rightly.
+        and "/api/projects/" not in base_url
+    ):
+        return (
+            f"the base URL {base_url} has no /v1; the API is usually under it "
+            f"(--base-url or OPENAI_BASE_URL {base_url.rstrip('/')}/v1)"
+        )
+    return None
 
 
 def _emit(args: argparse.Namespace, model: Any, human: str) -> None:
@@ -183,6 +321,54 @@ async def _get(args: argparse.Namespace) -> int:
         run = await client.runs.retrieve(args.thread_id, args.run_id)
         _emit(args, run, describe_run(run))
         return EXIT_OK
+
+    return await _call(args, action)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    async def action(client: RunsClient) -> int:
+        run = await client.runs.create(
+            args.thread_id,
+            assistant_id=args.assistant,
+            instructions=args.instructions,
+            metadata=dict(args.metadata) if args.metadata else None,
+        )
+        _emit(args, run, describe_run(run))
+        return EXIT_OK
+
+    return await _call(args, action)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+
+    def progress(run: Run) -> None:
+        print(f"{time.monotonic() - started:7.1f}s  {run.status}", file=sys.stderr)
+
+    async def action(client: RunsClient) -> int:
+        if args.thread is None:
+            thread_id = (await client.threads.create()).id
+        else:
+            thread_id = args.thread
+        await client.messages.create(thread_id, content=args.message)
+        run = await client.runs.create(thread_id, assistant_id=args.assistant)
+        print(f"thread {thread_id}  run {run.id}", file=sys.stderr)
+        try:
+            run = await client.runs.poll(
+                thread_id, run.id, timeout=args.timeout, on_status=progress
+            )
+        except WatchTimeoutError as error:
+            print(f"openai-runs: {error}", file=sys.stderr)
+            if error.run is not None:
+                _emit(args, error.run, describe_run(error.run))
+            return EXIT_TIMEOUT
+        if args.json:
+            _emit(args, run, "")
+        else:
+            replies = client.messages.list(thread_id, run_id=run.id, order="asc")
+            said = [m.text async for m in replies if m.role == "assistant"]
+            print("\n\n".join(said) if said else describe_run(run))
+        return exit_code(run)
 
     return await _call(args, action)
 
@@ -244,6 +430,16 @@ async def _watch(args: argparse.Namespace) -> int:
         print(f"{time.monotonic() - started:7.1f}s  {run.status}", file=sys.stderr)
 
     async def action(client: RunsClient) -> int:
+        if args.timeout == 0:
+            # "Has it ended?": a deadline of now still looks once.
+            run = await client.runs.retrieve(args.thread_id, args.run_id)
+            if run.is_terminal or run.status == RunStatus.REQUIRES_ACTION:
+                _emit(args, run, describe_run(run))
+                return exit_code(run)
+            if not args.cancel_on_timeout:
+                print(f"openai-runs: run {run.id} has not ended", file=sys.stderr)
+                _emit(args, run, describe_run(run))
+                return EXIT_TIMEOUT
         watcher = RunWatcher(
             client,
             args.thread_id,
@@ -274,22 +470,62 @@ async def _watch(args: argparse.Namespace) -> int:
     return await _call(args, action)
 
 
+async def _stream(args: argparse.Namespace) -> int:
+    async def action(client: RunsClient) -> int:
+        stream = client.runs.stream(
+            args.thread_id, assistant_id=args.assistant, timeout=args.timeout
+        )
+        try:
+            async with stream:
+                async for event in stream:
+                    if args.json:
+                        data = converter.unstructure(event.data)
+                        line = {"event": event.event, "data": data}
+                        print(json.dumps(line), flush=True)
+                    elif isinstance(event.data, MessageDelta):
+                        for part in event.data.delta.content or ():
+                            if isinstance(part, TextPartDelta) and part.text:
+                                print(part.text.value or "", end="", flush=True)
+                run = await stream.final_run()
+        except WatchTimeoutError as error:
+            print(f"\nopenai-runs: {error}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        if not args.json:
+            print()
+            print(f"[{run.id} {run.status}]", file=sys.stderr)
+        return exit_code(run)
+
+    return await _call(args, action)
+
+
 def exit_code(run: Run) -> int:
     """The exit code that says how *run* ended."""
+    if run.status == RunStatus.COMPLETED and run.incomplete_details is not None:
+        # Azure AI Foundry has no `incomplete` status: a run cut short by a
+        # token limit may end `completed`, with `incomplete_details` set.
+        return EXIT_CODES[RunStatus.INCOMPLETE]
     return EXIT_CODES.get(run.status, EXIT_ERROR)
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    print(
-        f"Serving the Runs API emulator on http://{args.host}:{args.port}/v1 "
-        f"(key {args.key!r}); Ctrl-C stops it.",
-        file=sys.stderr,
-    )
+    emulator = Emulator(api_key=args.key, dialect=args.dialect, project=args.project)
     try:
-        await run_server(Emulator(api_key=args.key), host=args.host, port=args.port)
+        await emulator.start(args.host, args.port)
     except OSError as error:  # the port is taken, or the host is not ours
         print(f"openai-runs: error: cannot serve: {error}", file=sys.stderr)
         return EXIT_ERROR
+    key = "any key" if args.key is None else f"key {args.key!r}"
+    if args.dialect == "foundry":
+        key = "any bearer token, api-version=v1"
+    print(
+        f"Serving the Runs API emulator on {emulator.url} ({key}); Ctrl-C stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await emulator.close()
     return EXIT_OK
 
 
@@ -405,16 +641,31 @@ async def _demo(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         try:
             async with _client(args) as client:
-                return await _demo_batch(client, args.assistant_id, scripted=False)
+                return await _demo_batch(
+                    client, args.assistant_id, scripted=False, as_json=args.json
+                )
         except OpenAIRunsError as error:
             return _fail(error)
+    for option, given in (
+        ("--api-key", args.api_key),
+        ("--assistant-id", args.assistant_id),
+    ):
+        if given:
+            print(
+                f"openai-runs: error: {option} needs --base-url "
+                "(without it the demo runs on the emulator)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     emulator = Emulator(scripts=_demo_scripts(), poll_after_ms=200)
     async with emulator:
         print(f"Emulator serving {emulator.url}", file=sys.stderr)
         async with RunsClient(
             base_url=emulator.url, api_key=emulator.api_key
         ) as client:
-            return await _demo_batch(client, "asst_demo", scripted=True)
+            return await _demo_batch(
+                client, "asst_demo", scripted=True, as_json=args.json
+            )
 
 
 def _demo_scripts() -> dict[str, Any]:
@@ -428,13 +679,15 @@ def _demo_scripts() -> dict[str, Any]:
         ),
         "incomplete": RunScript.incomplete(after=1.2),
         "tool": RunScript.requires_action(
-            ScriptCall("get_weather", '{"city": "Lisbon"}'), after=0.8, then=1.0
+            ScriptedCall("get_weather", '{"city": "Lisbon"}'), after=0.8, then=1.0
         ),
         "endless": RunScript.endless(),
     }
 
 
-async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) -> int:
+async def _demo_batch(
+    client: RunsClient, assistant_id: str, *, scripted: bool, as_json: bool
+) -> int:
     started = time.monotonic()
     out: TextIO = sys.stderr
     weather = FunctionTool(
@@ -463,6 +716,7 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
         print(f"  {elapsed:5.1f}s  {labels[run.id]:<{width}}  {run.status}", file=out)
 
     rows = [("RUN", "SCRIPT", "STATUS", "NOTE")]
+    ended: list[dict[str, Any]] = []
     watches = client.runs.watch_many(
         refs,
         timeout=DEMO_TIMEOUT if scripted else None,
@@ -481,6 +735,19 @@ async def _demo_batch(client: RunsClient, assistant_id: str, *, scripted: bool) 
             if final is not None and final.last_error is not None:
                 note = note or final.last_error.message
             rows.append((result.run_id, str(result.key), status, note))
-    print(_table(rows))
+            ended.append(
+                {
+                    "thread_id": result.thread_id,
+                    "run_id": result.run_id,
+                    "script": result.key,
+                    "status": None if final is None else str(final.status),
+                    "note": note or None,
+                    "run": None if final is None else converter.unstructure(final),
+                }
+            )
+    if as_json:
+        print(json.dumps(ended, indent=2))
+    else:
+        print(_table(rows))
     print(f"{len(rows) - 1} runs in {time.monotonic() - started:.1f}s", file=out)
     return EXIT_OK

@@ -7,32 +7,34 @@ import os
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    Callable,
     Iterable,
     Mapping,
     Sequence,
 )
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
+from urllib.parse import urlsplit
 
 import aiohttp
 import cattrs
+from yarl import URL
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - without the optional [fast] extra
-    _HAVE_ORJSON = False
-else:
-    _HAVE_ORJSON = True
-
+from . import __version__
 from ._budget import Budget, LocalBudget
-from ._converter import converter, request_converter
-from ._http import Response, Transport
+from ._converter import client_converter, request_converter
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
+from ._json import loads
 from ._many import RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
+from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retry_hint, retrying
+from ._streaming import RunStream
+from ._thread_lock import active_run, wait_idle
+from ._threads import Messages, Threads
+from ._tools import ToolHandler
 from ._validation import (
+    FOUNDRY_RESPONSE_FORMATS,
+    FOUNDRY_TOOL_CHOICES,
     MIN_TOKEN_LIMIT,
     RESPONSE_FORMATS,
     TOOL_CHOICES,
@@ -43,21 +45,30 @@ from ._validation import (
     check_id,
     check_include,
     check_metadata,
+    check_path,
     check_range,
+    check_seconds,
     check_tools,
     list_params,
 )
-from ._watch_core import WATCH_OPTIONS, Settings, WatchOptions
+from ._watch_core import WATCH_OPTIONS, PollPolicy, Settings, WatchOptions
 from ._watcher import RunWatcher
-from .auth import ApiKeyAuth, Auth, BearerAuth, TokenAuth
+from .auth import (
+    ApiKeyAuth,
+    Auth,
+    BearerAuth,
+    CredentialAuth,
+    TokenAuth,
+    TokenCredential,
+)
 from .exceptions import (
-    EXCERPT_LIMIT,
     APIDecodeError,
     APIResponseError,
     InsufficientQuotaError,
     InvalidRequestError,
     RateLimitError,
     error_from_response,
+    excerpt_of,
 )
 from .models import (
     MessageRequest,
@@ -79,45 +90,45 @@ T = TypeVar("T")
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
-
-try:
-    _VERSION = version("openai-runs")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    _VERSION = "0+unknown"
+FOUNDRY_API_VERSION: Final = "v1"
+FOUNDRY_ENDPOINT_ENV: Final = "AZURE_AI_PROJECT_ENDPOINT"
 
 _RETIRED_HINT: Final = (
     "; no call to api.openai.com has succeeded from this client: OpenAI retired "
     "its hosted Assistants API on 2026-08-26, so point base_url (or "
     "OPENAI_BASE_URL) at a server that still serves it, such as Azure AI "
-    "Foundry (RunsClient.azure) or the emulator (openai-runs serve)"
+    "Foundry Agent Service (RunsClient.foundry) or the emulator (openai-runs serve)"
 )
 
 
 class RunsClient:
     """An async client for the Runs API.
 
-    Use it as an async context manager, or call :meth:`aclose` when done::
+    Use it as an async context manager, or call [aclose][openai_runs.RunsClient.aclose]
+    when done:
 
-        async with RunsClient() as client:
-            run = await client.runs.retrieve(thread_id, run_id)
+    ```python
+    async with RunsClient() as client:
+        run = await client.runs.retrieve(thread_id, run_id)
+    ```
 
-    Every argument left unset comes from the environment: ``OPENAI_API_KEY``,
-    ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``.
+    Every argument left unset comes from the environment: `OPENAI_API_KEY`,
+    `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`.
 
     Args:
-        api_key: The key, sent as ``Authorization: Bearer …``.
+        api_key: The key, sent as `Authorization: Bearer …`.
         base_url: The API root, with any path prefix
-            (default ``https://api.openai.com/v1``).
-        organization: Sent as ``OpenAI-Organization``.
-        project: Sent as ``OpenAI-Project``.
+            (default `https://api.openai.com/v1`).
+        organization: Sent as `OpenAI-Organization`.
+        project: Sent as `OpenAI-Project`.
         timeout: Seconds for one attempt of a request, sending and reading
             the whole answer (default 60).
         max_retries: Retries of a transient failure (default 2).
         default_headers: Extra headers on every request.
         default_query: Query parameters on every request, such as Azure's
-            ``api-version``.
-        auth: Another authentication scheme (:class:`~openai_runs.auth.ApiKeyAuth`,
-            :class:`~openai_runs.auth.TokenAuth`); replaces *api_key*.
+            `api-version`.
+        auth: Another authentication scheme ([ApiKeyAuth][openai_runs.auth.ApiKeyAuth],
+            [TokenAuth][openai_runs.auth.TokenAuth]); replaces *api_key*.
         retry_policy: Backoff and hint limits for retries, for every call
             and (unless a watch's policy sets its own) every watch.
         budget: What the client may send: requests in flight, requests per
@@ -125,12 +136,15 @@ class RunsClient:
             calls and watches alike. A
             [LocalBudget][openai_runs.LocalBudget] (64 in flight) if *None*;
             pass one budget to several clients to share it.
-        session: A caller-owned :class:`aiohttp.ClientSession`; the client
+        session: A caller-owned `aiohttp.ClientSession`; the client
             uses it and never closes it.
+        max_response_bytes: The longest response body read, counted after
+            decompression (default 16 MiB); a longer one is a
+            [ResponseTooLargeError][openai_runs.exceptions.ResponseTooLargeError].
 
     Raises:
         InvalidRequestError: No key and no *auth* were given; or *base_url*
-            is not an absolute ``http(s)://`` URL with a host and no query; or
+            is not an absolute `http(s)://` URL with a host and no query; or
             a key or header value has a control character; or *timeout* or
             *max_retries* is out of range.
     """
@@ -150,6 +164,7 @@ class RunsClient:
         retry_policy: RetryPolicy | None = None,
         budget: Budget | None = None,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if auth is None:
             api_key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -160,18 +175,18 @@ class RunsClient:
                 )
             auth = BearerAuth(api_key)
         check_count("max_retries", max_retries)
-        check_range("timeout", timeout, 0)
-        if timeout <= 0:
-            raise InvalidRequestError("timeout", "must be more than 0 seconds")
+        check_count("max_response_bytes", max_response_bytes)
+        check_seconds("timeout", timeout)
         base_url = check_base_url(
             base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         )
+        _check_userinfo(base_url, auth, default_headers or {})
         organization = organization or os.environ.get("OPENAI_ORG_ID")
         project = project or os.environ.get("OPENAI_PROJECT_ID")
         headers = {
             "Accept": "application/json",
             "OpenAI-Beta": "assistants=v2",
-            "User-Agent": f"openai-runs/{_VERSION}",
+            "User-Agent": f"openai-runs/{__version__}",
         }
         if organization:
             headers["OpenAI-Organization"] = organization
@@ -199,10 +214,18 @@ class RunsClient:
             query=list((default_query or {}).items()),
             timeout=timeout,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
+        # The tool_choice and response_format strings the server takes.
+        self._choices: tuple[tuple[str, ...], tuple[str, ...]] = (
+            TOOL_CHOICES,
+            RESPONSE_FORMATS,
+        )
         self._answered = False
         self.runs = Runs(self)
+        self.messages = Messages(self)
+        self.threads = Threads(self, self.messages)
 
     @classmethod
     def azure(
@@ -214,21 +237,27 @@ class RunsClient:
         token_provider: TokenAuth | None = None,
         **options: Any,
     ) -> Self:
-        """Build a client for an Azure OpenAI or Azure AI Foundry resource.
+        """Build a client for an Azure OpenAI resource (legacy: the service is retired).
 
-        The base URL is *endpoint* plus ``/openai``, every request carries
-        ``api-version``, and the key goes in the ``api-key`` header; or pass
-        *token_provider* (a :class:`~openai_runs.auth.TokenAuth`) for
+        Azure OpenAI's Assistants API was retired with OpenAI's on
+        2026-08-26; the threads and runs protocol lives on in Azure AI Foundry
+        Agent Service, which [foundry][openai_runs.RunsClient.foundry]
+        targets. This preset stays for gateways and private deployments that
+        still serve the old `/openai` path.
+
+        The base URL is *endpoint* plus `/openai`, every request carries
+        `api-version`, and the key goes in the `api-key` header; or pass
+        *token_provider* (a [TokenAuth][openai_runs.auth.TokenAuth]) for
         Microsoft Entra ID tokens. Unset values come from
-        ``AZURE_OPENAI_ENDPOINT``, ``OPENAI_API_VERSION`` and
-        ``AZURE_OPENAI_API_KEY``.
+        `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` and
+        `AZURE_OPENAI_API_KEY`.
 
         Args:
-            endpoint: The resource, e.g. ``https://NAME.openai.azure.com``.
-            api_version: The ``api-version`` query parameter.
+            endpoint: The resource, e.g. `https://NAME.openai.azure.com`.
+            api_version: The `api-version` query parameter.
             api_key: The resource key.
             token_provider: Entra ID authentication instead of a key.
-            **options: Any other :class:`RunsClient` argument.
+            **options: Any other [RunsClient][openai_runs.RunsClient] argument.
 
         Returns:
             The configured client.
@@ -265,13 +294,101 @@ class RunsClient:
             **options,
         )
 
+    @classmethod
+    def foundry(
+        cls,
+        endpoint: str | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        api_key: str | None = None,
+        api_version: str = FOUNDRY_API_VERSION,
+        **options: Any,
+    ) -> Self:
+        """Build a client for an Azure AI Foundry Agent Service project.
+
+        Paths hang directly under the project endpoint
+        (`{endpoint}/threads/{thread_id}/runs`), every request carries
+        `api-version`, and requests authenticate with a Microsoft Entra ID
+        token for the scope `https://ai.azure.com/.default`, taken from
+        *credential* and refreshed before it expires (see
+        [CredentialAuth][openai_runs.auth.CredentialAuth]). Any
+        `azure.identity.aio` credential fits (`pip install azure-identity`):
+
+        ```python
+        from azure.identity.aio import DefaultAzureCredential
+
+        async with DefaultAzureCredential() as credential:
+            async with RunsClient.foundry(credential=credential) as client:
+                run = await client.runs.create(thread_id, agent_id=agent_id)
+        ```
+
+        Args:
+            endpoint: The project endpoint,
+                `https://NAME.services.ai.azure.com/api/projects/PROJECT`;
+                `AZURE_AI_PROJECT_ENDPOINT` if *None*.
+            credential: Supplies Entra ID tokens; the caller closes it.
+            api_key: A fixed token sent as `Authorization: Bearer`, instead
+                of a *credential* (for the emulator, or a gateway in front of
+                Foundry).
+            api_version: The `api-version` query parameter.
+            **options: Any other [RunsClient][openai_runs.RunsClient] argument
+                (`auth=` replaces *credential* and *api_key*).
+
+        Returns:
+            The configured client.
+
+        Raises:
+            InvalidRequestError: No endpoint, or not a project endpoint; none
+                or more than one of *credential*, *api_key* and `auth=`; an
+                empty *api_version*.
+        """
+        endpoint = endpoint or os.environ.get(FOUNDRY_ENDPOINT_ENV)
+        if not endpoint:
+            raise InvalidRequestError(
+                "endpoint", f"pass endpoint= or set {FOUNDRY_ENDPOINT_ENV}"
+            )
+        endpoint = check_base_url(endpoint)
+        if ".services.ai.azure.com" in endpoint and "/api/projects/" not in endpoint:
+            raise InvalidRequestError(
+                "endpoint",
+                "is a resource, not a project: use the project endpoint, "
+                "https://NAME.services.ai.azure.com/api/projects/PROJECT",
+            )
+        if not api_version:
+            raise InvalidRequestError("api_version", "must be a non-empty string")
+        auth: Auth | None = options.pop("auth", None)
+        if sum(x is not None for x in (auth, credential, api_key)) > 1:
+            raise InvalidRequestError(
+                "credential", "give one of credential=, api_key= and auth="
+            )
+        if auth is None and credential is not None:
+            auth = CredentialAuth(credential)
+        elif auth is None and api_key:
+            auth = BearerAuth(api_key)
+        elif auth is None:
+            raise InvalidRequestError(
+                "credential",
+                "pass credential= (for example azure.identity.aio."
+                "DefaultAzureCredential(), from pip install azure-identity), "
+                "api_key= or auth=",
+            )
+        query = {"api-version": api_version, **options.pop("default_query", {})}
+        client = cls(base_url=endpoint, auth=auth, default_query=query, **options)
+        # Foundry neither declares nor needs OpenAI's beta header.
+        client._transport.headers.pop("OpenAI-Beta", None)
+        client._choices = (FOUNDRY_TOOL_CHOICES, FOUNDRY_RESPONSE_FORMATS)
+        return client
+
     @property
     def base_url(self) -> str:
         """The API root that every path is appended to."""
         return self._transport.base_url
 
     def __repr__(self) -> str:
-        return f"<RunsClient base_url={self.base_url!r}>"
+        url = URL(self.base_url)
+        if url.password is not None:
+            url = url.with_password("***")
+        return f"<RunsClient base_url={str(url)!r}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -291,7 +408,7 @@ class RunsClient:
     async def request(
         self,
         method: str,
-        path: tuple[str, ...],
+        path: str | tuple[str, ...],
         cls: type[T],
         *,
         params: Iterable[tuple[str, str]] = (),
@@ -306,7 +423,9 @@ class RunsClient:
 
         Args:
             method: The HTTP method.
-            path: Path segments after the base URL, e.g. ``("threads", tid)``.
+            path: Path segments after the base URL, e.g. `("threads", tid)`,
+                each percent-encoded; or a string, `"threads/thread_1/runs"`,
+                split at `/` with each segment checked as an id is.
             cls: The model to structure the JSON body into.
             params: Query parameters.
             body: The JSON body.
@@ -317,14 +436,20 @@ class RunsClient:
             The parsed model with the HTTP answer.
 
         Raises:
+            InvalidRequestError: A path segment, *timeout* or *max_retries*
+                is invalid (nothing is sent).
             APIStatusError: An error status, after any retries.
             APIDecodeError: A body that is not the model's JSON.
             APIConnectionError: No answer, after any retries.
         """
+        if isinstance(path, str):
+            path = check_path(path)
+        elif not isinstance(path, tuple):
+            raise InvalidRequestError(
+                "path", f"must be a string or a tuple, not {type(path).__name__}"
+            )
         if timeout is not None:
-            check_range("timeout", timeout, 0)
-            if timeout <= 0:
-                raise InvalidRequestError("timeout", "must be more than 0 seconds")
+            check_seconds("timeout", timeout)
         if max_retries is not None:
             check_count("max_retries", max_retries)
         data = None if body is None else json.dumps(body).encode()
@@ -344,17 +469,19 @@ class RunsClient:
             if status < 300:
                 budget.release()
             else:
-                error = error_from_response(status, headers, raw)
+                scrubbed = self._transport.scrub(raw)
+                error = error_from_response(status, headers, scrubbed)
                 budget.release(self._throttled(error))
                 if status == 404 and self._hosted_openai and not self._answered:
                     error.args = (error.args[0] + _RETIRED_HINT,)
-                await self._redact(error)
+                self._redact(error)
                 raise error
             self._answered = True
             try:
                 parsed = _parse(raw, cls, status, headers)
             except APIDecodeError as error:
-                await self._redact(error)
+                error.excerpt = excerpt_of(self._transport.scrub(raw))
+                self._redact(error)
                 raise
             return Response(parsed, status, headers)
 
@@ -389,17 +516,40 @@ class RunsClient:
         policy = self.retry_policy
         return policy.initial if hint is None else min(hint, policy.max_retry_after)
 
-    async def _redact(self, error: APIResponseError) -> None:
+    def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
 
         Debugging proxies and some gateways answer with the request they got,
         headers included; the excerpt, message and body must not carry the key
-        on into logs and tracebacks.
+        on into logs and tracebacks. The credentials are those the transport
+        sent, not fresh ones from the auth: a token provider is not called
+        again on the error path.
         """
-        for value in (await self._transport.auth.headers()).values():
-            secret = value.rpartition(" ")[2]
-            if len(secret) >= 8:
-                _redact_error(error, secret)
+        for secret in self._transport.secrets:
+            _redact_error(error, secret)
+
+
+def _check_userinfo(base_url: str, auth: Auth, headers: Mapping[str, str]) -> None:
+    """Refuse `user:password@` in *base_url* when an Authorization header goes too.
+
+    aiohttp sends URL credentials as Basic auth in the Authorization header,
+    and refuses (a bare ValueError, at the first request) to send both.
+    """
+    parts = urlsplit(base_url)
+    if parts.username is None and parts.password is None:
+        return
+    authorization = (
+        isinstance(auth, BearerAuth | TokenAuth)
+        or (isinstance(auth, ApiKeyAuth) and auth.header.lower() == "authorization")
+        or any(name.lower() == "authorization" for name in headers)
+    )
+    if authorization:
+        raise InvalidRequestError(
+            "base_url",
+            "has credentials (user:password@) that would replace the key's "
+            "Authorization header; pass the key as api_key= or auth= and "
+            "leave them out of the URL",
+        )
 
 
 def _redact_error(error: APIResponseError, secret: str) -> None:
@@ -417,9 +567,9 @@ def _redact_error(error: APIResponseError, secret: str) -> None:
 
 
 def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) -> T:
-    """Decode and structure a body, or raise :class:`APIDecodeError`."""
+    """Decode and structure a body, or raise `APIDecodeError`."""
     try:
-        return converter.structure(_loads(raw), cls)
+        return client_converter().structure(loads(raw), cls)
     except ValueError as exc:
         problem = f"the body is not JSON ({exc})"
     except (cattrs.BaseValidationError, TypeError, AttributeError, KeyError) as exc:
@@ -429,38 +579,8 @@ def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) ->
             else str(exc)
         )
         problem = f"the body is not a valid {_name(cls)}: {detail}"
-    excerpt = raw[:EXCERPT_LIMIT].decode("utf-8", "replace")
+    excerpt = excerpt_of(raw)
     raise APIDecodeError(problem, status_code=status, headers=headers, excerpt=excerpt)
-
-
-# Each digit as "0", each byte a JSON number may follow as " ", the rest as "a":
-# an integer of 19 digits or more then shows as " " and nineteen "0"s.
-_DIGIT_RUNS = bytes(
-    48 if 48 <= i <= 57 else 32 if i in b":[,- \t\r\n" else 97 for i in range(256)
-)
-_LONG_INTEGER = b" " + b"0" * 19
-
-
-def _orjson_loads(raw: bytes) -> Any:
-    """Decode with orjson where it agrees with :func:`json.loads`, else with it.
-
-    orjson reads an integer beyond 64 bits as a float, where json.loads keeps
-    it an int: a body with an integer of 19 digits or more goes to json.loads.
-    orjson refuses what it does not take (``NaN``, lone surrogate escapes, a
-    UTF-16 body), and json.loads decides those too, so what parses, and how
-    it fails, does not depend on the extra.
-    """
-    if _LONG_INTEGER in b" " + raw.translate(_DIGIT_RUNS):
-        return json.loads(raw)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
-# orjson, when installed (``pip install openai-runs[fast]``), decodes a run in
-# a third of json.loads' time.
-_loads: Callable[[bytes], Any] = _orjson_loads if _HAVE_ORJSON else json.loads
 
 
 def _name(cls: Any) -> str:
@@ -518,7 +638,7 @@ _CREATE_PARAMS = frozenset(RunCreateParams.__annotations__)
 
 
 class Runs:
-    """The Runs calls: ``client.runs``.
+    """The Runs calls: `client.runs`.
 
     Attributes:
         steps: The run step calls.
@@ -564,7 +684,7 @@ class Runs:
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Response[Run]:
-        """Like :meth:`retrieve`, with the HTTP answer (headers, request id)."""
+        """Like [retrieve][openai_runs.Runs.retrieve], with headers and request id."""
         path = _run_path(thread_id, run_id)
         return await self._client.request(
             "GET", path, Run, timeout=timeout, max_retries=max_retries
@@ -613,9 +733,10 @@ class Runs:
     ) -> Run:
         """Ask for a run to be cancelled.
 
-        The run usually answers ``cancelling`` and becomes ``cancelled`` a
+        The run usually answers `cancelling` and becomes `cancelled` a
         little later; watch it to learn how it ended. Cancelling a run that
-        has already ended is a :class:`~openai_runs.exceptions.BadRequestError`.
+        has already ended is a
+        [BadRequestError][openai_runs.exceptions.BadRequestError].
 
         Args:
             thread_id: The thread that was run.
@@ -624,7 +745,7 @@ class Runs:
             max_retries: Retries for this call, instead of the client's.
 
         Returns:
-            The run, typically ``cancelling``.
+            The run, typically `cancelling`.
 
         Raises:
             InvalidRequestError: An id is empty or unsafe (nothing is sent).
@@ -727,7 +848,10 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        rate_limit_restarts: int = 0,
+        rate_limit_backoff: float = 10.0,
         **params: Unpack[CreateAndPollParams],
     ) -> Run:
         """Start a run ([create][openai_runs.Runs.create]) and watch it.
@@ -738,6 +862,18 @@ class Runs:
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
+            rate_limit_restarts: How many times to start a new run when one
+                ends `failed` with `last_error.code` `rate_limit_exceeded`
+                (the model's token or request budget ran out while the run
+                worked: not a 429, which the client retries by itself). 0,
+                the default, returns that failed run. A restart does not send
+                *additional_messages* again: they are in the thread already.
+            rate_limit_backoff: Seconds before the first restart, doubled at
+                each one (at most eight times this), plus up to a tenth at
+                random; a wait the run's error names ("try again in 6.5s")
+                is used instead.
             **params: The create parameters
                 ([RunCreateParams][openai_runs.RunCreateParams]) and the
                 [WatchOptions][openai_runs.WatchOptions]; *timeout* is the
@@ -745,7 +881,8 @@ class Runs:
                 retries).
 
         Returns:
-            The final run the watch reports.
+            The final run the watch reports; with *rate_limit_restarts*, the
+            last run started.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -756,8 +893,25 @@ class Runs:
         given: dict[str, Any] = dict(params)
         watch: Any = {k: given.pop(k) for k in WATCH_OPTIONS & set(given)}
         Settings.of(watch)  # a bad watch option is refused before the create
-        run = await self.create(thread_id, assistant_id=assistant_id, **given)
-        return await self.watch(run.thread_id, run.id, **watch)
+        first = True
+
+        async def attempt() -> Run:
+            nonlocal first
+            # A restart runs the same thread, which has these messages now.
+            if not first:
+                given.pop("additional_messages", None)
+            first = False
+            run = await self.create(
+                thread_id, assistant_id=assistant_id, agent_id=agent_id, **given
+            )
+            return await self.watch(run.thread_id, run.id, **watch)
+
+        if not rate_limit_restarts:
+            check_count("rate_limit_restarts", rate_limit_restarts)
+            return await attempt()
+        return await restart_rate_limited(
+            attempt, restarts=rate_limit_restarts, backoff=rate_limit_backoff
+        )
 
     async def submit_tool_outputs_and_poll(
         self,
@@ -794,7 +948,8 @@ class Runs:
         self,
         thread_id: str,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         **params: Unpack[RunCreateParams],
@@ -802,11 +957,13 @@ class Runs:
         """Start a run of an assistant on a thread.
 
         Parameters left out are not sent, so the assistant's own settings
-        apply.
+        apply. To stream the run's events, use [stream][openai_runs.Runs.stream].
 
         Args:
             thread_id: The thread to run.
             assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's. A
                 retried create after a timeout may start a second run.
@@ -829,7 +986,11 @@ class Runs:
         fields: dict[str, Any] = dict(params)
         include = fields.pop("include", None)
         fields["additional_messages"] = _messages(fields.get("additional_messages"))
-        body = _run_body(assistant_id=check_id("assistant_id", assistant_id), **fields)
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            **fields,
+        )
         query = [("include[]", value) for value in check_include(include)]
         response = await self._client.request(
             "POST",
@@ -845,7 +1006,8 @@ class Runs:
     async def create_thread_and_run(
         self,
         *,
-        assistant_id: str,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
         thread: ThreadRequest | None = None,
         model: str | None = None,
         instructions: str | None = None,
@@ -867,6 +1029,8 @@ class Runs:
 
         Args:
             assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
             thread: The thread's messages, tool resources and metadata; an
                 empty thread if *None*.
             model: Overrides the assistant's model.
@@ -879,14 +1043,14 @@ class Runs:
             max_prompt_tokens: At least 256.
             max_completion_tokens: At least 256.
             truncation_strategy: How the thread is cut before the run.
-            tool_choice: ``none``, ``auto``, ``required`` or a named tool.
+            tool_choice: `none`, `auto`, `required` or a named tool.
             parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: ``auto`` or a response format model.
+            response_format: `auto` or a response format model.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 
         Returns:
-            The new run; its ``thread_id`` names the new thread.
+            The new run; its `thread_id` names the new thread.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
@@ -895,7 +1059,8 @@ class Runs:
             check_metadata(thread.metadata)
             _messages(thread.messages)
         body = _run_body(
-            assistant_id=check_id("assistant_id", assistant_id),
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
             instructions=instructions,
@@ -921,6 +1086,265 @@ class Runs:
         )
         return response.parsed
 
+    def stream(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        instructions: str | None = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[MessageRequest] | None = None,
+        tools: Sequence[Tool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Start a run and stream its events (``stream: true``).
+
+        ```python
+        async with client.runs.stream(thread_id, assistant_id=asst) as stream:
+            async for event in stream:
+                ...
+        ```
+
+        The request is sent when the ``async with`` block starts, and is not
+        retried (a retried create could start a second run). See
+        [RunStream][openai_runs.RunStream] for what the stream yields, its
+        snapshots, and what happens when the connection drops.
+
+        Args:
+            thread_id: The thread to run.
+            assistant_id: The assistant to run it with.
+            agent_id: Azure AI Foundry's name for *assistant_id*; give one
+                of the two.
+            model: As for [create][openai_runs.Runs.create].
+            reasoning_effort: As for [create][openai_runs.Runs.create].
+            instructions: As for [create][openai_runs.Runs.create].
+            additional_instructions: As for [create][openai_runs.Runs.create].
+            additional_messages: As for [create][openai_runs.Runs.create].
+            tools: As for [create][openai_runs.Runs.create].
+            metadata: As for [create][openai_runs.Runs.create].
+            temperature: As for [create][openai_runs.Runs.create].
+            top_p: As for [create][openai_runs.Runs.create].
+            max_prompt_tokens: As for [create][openai_runs.Runs.create].
+            max_completion_tokens: As for [create][openai_runs.Runs.create].
+            truncation_strategy: As for [create][openai_runs.Runs.create].
+            tool_choice: As for [create][openai_runs.Runs.create].
+            parallel_tool_calls: As for [create][openai_runs.Runs.create].
+            response_format: As for [create][openai_runs.Runs.create].
+            tool_handler: Answers the run's tool calls at ``requires_action``;
+                the outputs are submitted with ``stream: true`` and their
+                events go on in the same stream, until the run ends.
+            timeout: Seconds for the whole stream, tool handler included
+                (the policy's *deadline*, 900, if *None*); then
+                [WatchTimeoutError][openai_runs.exceptions.WatchTimeoutError].
+            cancel_on_timeout: At the deadline, cancel the run before raising.
+            cancel_on_caller_cancel: When the task reading the stream is
+                cancelled, cancel the run on the server too.
+            cancel_on_tool_error: When the handler raises, cancel the run
+                before raising [ToolCallError][openai_runs.exceptions.ToolCallError].
+            policy: The request timeout, cancel grace and poll cadence (the
+                cadence is used only after a dropped connection).
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = ("threads", check_id("thread_id", thread_id), "runs")
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            model=model,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            additional_instructions=additional_instructions,
+            additional_messages=_messages(additional_messages),
+            tools=tools,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            path,
+            body,
+            thread_id=thread_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def create_thread_and_run_stream(
+        self,
+        *,
+        assistant_id: str | None = None,
+        agent_id: str | None = None,
+        thread: ThreadRequest | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: Sequence[Tool] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: TruncationStrategy | None = None,
+        tool_choice: str | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: str | ResponseFormat | None = None,
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Create a thread, start a run on it, and stream the events.
+
+        The stream opens with ``thread.created``. Otherwise as
+        [stream][openai_runs.Runs.stream]; the other arguments are those of
+        [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
+
+        Args:
+            assistant_id: The assistant to run.
+            agent_id: Azure AI Foundry's name for *assistant_id*.
+            thread: The thread's messages, tool resources and metadata.
+            model: As for `create_thread_and_run`.
+            instructions: As for `create_thread_and_run`.
+            tools: As for `create_thread_and_run`.
+            tool_resources: As for `create_thread_and_run`.
+            metadata: As for `create_thread_and_run`.
+            temperature: As for `create_thread_and_run`.
+            top_p: As for `create_thread_and_run`.
+            max_prompt_tokens: As for `create_thread_and_run`.
+            max_completion_tokens: As for `create_thread_and_run`.
+            truncation_strategy: As for `create_thread_and_run`.
+            tool_choice: As for `create_thread_and_run`.
+            parallel_tool_calls: As for `create_thread_and_run`.
+            response_format: As for `create_thread_and_run`.
+            tool_handler: As for [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        if thread is not None:
+            check_metadata(thread.metadata)
+            _messages(thread.messages)
+        body = _run_body(
+            self._client._choices,
+            assistant_id=_assistant(assistant_id, agent_id),
+            thread=thread,
+            model=model,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
+            truncation_strategy=truncation_strategy,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+        )
+        return RunStream(
+            self._client,
+            ("threads", "runs"),
+            body,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
+    def submit_tool_outputs_stream(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        tool_outputs: Sequence[ToolOutput],
+        tool_handler: ToolHandler | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_caller_cancel: bool = False,
+        cancel_on_tool_error: bool = True,
+        policy: PollPolicy | None = None,
+    ) -> RunStream:
+        """Submit tool outputs and stream the rest of the run.
+
+        Otherwise as [stream][openai_runs.Runs.stream].
+
+        Args:
+            thread_id: The thread that was run.
+            run_id: The run waiting on tool outputs.
+            tool_outputs: One output per tool call of the run.
+            tool_handler: Serves any later tool calls, as for
+                [stream][openai_runs.Runs.stream].
+            timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
+            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
+            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
+            policy: As for [stream][openai_runs.Runs.stream].
+
+        Returns:
+            The stream, to use with ``async with`` and ``async for``.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+        """
+        path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
+        return RunStream(
+            self._client,
+            path,
+            _tool_outputs_body(tool_outputs),
+            thread_id=thread_id,
+            run_id=run_id,
+            tool_handler=tool_handler,
+            timeout=_stream_timeout(timeout),
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_caller_cancel=cancel_on_caller_cancel,
+            cancel_on_tool_error=cancel_on_tool_error,
+            policy=policy,
+        )
+
     def list(
         self,
         thread_id: str,
@@ -934,13 +1358,13 @@ class Runs:
     ) -> AsyncPager[Run]:
         """List the runs of a thread.
 
-        ``await`` the result for one page, or ``async for`` over it for every
-        run, page after page, as with ``steps.list``.
+        `await` the result for one page, or `async for` over it for every
+        run, page after page, as with `steps.list`.
 
         Args:
             thread_id: The thread whose runs to list.
             limit: Runs per page, 1 to 100 (the API's default is 20).
-            order: ``asc`` or ``desc`` by creation time (the API's default).
+            order: `asc` or `desc` by creation time (the API's default).
             after: List the runs after this run id.
             before: List the runs before this run id; iteration then goes on
                 backwards.
@@ -968,6 +1392,74 @@ class Runs:
 
         return AsyncPager(fetch, params)
 
+    async def active(self, thread_id: str) -> Run | None:
+        """Return the run that holds the thread's lock, or *None*.
+
+        A thread has at most one active run (``queued``, ``in_progress``,
+        ``requires_action``, ``cancelling``); while it has one, creating a
+        run or adding a message raises
+        [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]. A
+        status added after this version counts as active unless the run
+        carries a terminal timestamp.
+
+        Args:
+            thread_id: The thread.
+
+        Returns:
+            The active run, or *None* when the thread is free.
+
+        Raises:
+            InvalidRequestError: The id is empty or unsafe (nothing is sent).
+            NotFoundError: No such thread.
+        """
+        active, _ = await active_run(self, thread_id)
+        return active
+
+    async def wait_idle(
+        self,
+        thread_id: str,
+        *,
+        cancel: bool = False,
+        timeout: float | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Run | None:
+        """Wait until the thread has no active run; return its last run.
+
+        What to do on a [ThreadLockedError][openai_runs.exceptions.ThreadLockedError]:
+        wait for the run that holds the thread (or cancel it, with
+        *cancel*), then add the message or start the run. A run in
+        ``requires_action`` ends only with tool outputs, a cancel or its
+        expiry (10 minutes): without *cancel* this waits for one of those.
+
+        ```python
+        try:
+            await client.messages.create(thread_id, content="Hello")
+        except ThreadLockedError:
+            await client.runs.wait_idle(thread_id, cancel=True, timeout=30)
+            await client.messages.create(thread_id, content="Hello")
+        ```
+
+        Args:
+            thread_id: The thread.
+            cancel: Cancel the active run first, and wait for it to end
+                (``cancelling`` is still active).
+            timeout: Seconds to wait in all; *None* waits as long as each
+                watch's own deadline (900 s).
+            policy: The poll policy of the watch.
+
+        Returns:
+            The thread's newest run, now ended, or *None* if it has no runs.
+
+        Raises:
+            InvalidRequestError: An argument is invalid (nothing is sent).
+            WatchTimeoutError: The thread still had an active run at the
+                deadline; its ``run`` is that run.
+            NotFoundError: No such thread.
+        """
+        return await wait_idle(
+            self, thread_id, cancel=cancel, timeout=timeout, policy=policy
+        )
+
     async def submit_tool_outputs(
         self,
         thread_id: str,
@@ -977,16 +1469,16 @@ class Runs:
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
-        """Answer the tool calls of a run in ``requires_action``.
+        """Answer the tool calls of a run in `requires_action`.
 
         All outputs go in one request; the run then goes back to
-        ``queued``/``in_progress``.
+        `queued`/`in_progress`.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
-            tool_outputs: One :class:`~openai_runs.models.ToolOutput` per
-                tool call of ``run.required_action``.
+            tool_outputs: One [ToolOutput][openai_runs.models.ToolOutput] per
+                tool call of `run.required_action`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 
@@ -998,21 +1490,44 @@ class Runs:
             BadRequestError: The run was not waiting on tool outputs.
         """
         path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
-        for output in tool_outputs:
-            if not isinstance(output, ToolOutput):
-                raise InvalidRequestError(
-                    "tool_outputs", f"{output!r} is not a ToolOutput"
-                )
-            check_id("tool_outputs.tool_call_id", output.tool_call_id)
-            if not isinstance(output.output, str):
-                raise InvalidRequestError(
-                    "tool_outputs.output", "must be a string (JSON-encode it)"
-                )
-        body = {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+        body = _tool_outputs_body(tool_outputs)
         response = await self._client.request(
             "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
         )
         return response.parsed
+
+
+def _stream_timeout(timeout: float | None) -> float | None:
+    if timeout is not None:
+        check_range("timeout", timeout, 0)
+    return timeout
+
+
+def _tool_outputs_body(tool_outputs: Sequence[ToolOutput]) -> dict[str, Any]:
+    """Check the tool outputs and build the submit body."""
+    for output in tool_outputs:
+        if not isinstance(output, ToolOutput):
+            raise InvalidRequestError("tool_outputs", f"{output!r} is not a ToolOutput")
+        check_id("tool_outputs.tool_call_id", output.tool_call_id)
+        if not isinstance(output.output, str):
+            raise InvalidRequestError(
+                "tool_outputs.output", "must be a string (JSON-encode it)"
+            )
+    return {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+
+
+def _assistant(assistant_id: str | None, agent_id: str | None) -> str:
+    """The wire's `assistant_id`, given as *assistant_id* or Foundry's *agent_id*."""
+    if assistant_id is not None and agent_id is not None:
+        if assistant_id != agent_id:
+            raise InvalidRequestError(
+                "agent_id", "is another name for assistant_id: give one of the two"
+            )
+    elif assistant_id is None and agent_id is None:
+        raise InvalidRequestError("assistant_id", "give assistant_id= or agent_id=")
+    if assistant_id is None:
+        return check_id("agent_id", agent_id)
+    return check_id("assistant_id", assistant_id)
 
 
 def _messages(
@@ -1032,8 +1547,14 @@ def _messages(
     return messages
 
 
-def _run_body(**fields: Any) -> dict[str, Any]:
-    """Check the fields shared by the create calls; drop the unset ones."""
+def _run_body(
+    choices: tuple[tuple[str, ...], tuple[str, ...]], **fields: Any
+) -> dict[str, Any]:
+    """Check the fields shared by the create calls; drop the unset ones.
+
+    *choices* are the `tool_choice` and `response_format` strings the server
+    takes (Azure AI Foundry's differ from OpenAI's).
+    """
     check_tools(fields.get("tools"))
     check_metadata(fields.get("metadata"))
     check_range("temperature", fields.get("temperature"), 0, 2)
@@ -1044,8 +1565,8 @@ def _run_body(**fields: Any) -> dict[str, Any]:
     )
     if (truncation := fields.get("truncation_strategy")) is not None:
         check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
-    check_choice("tool_choice", fields.get("tool_choice"), TOOL_CHOICES)
-    check_choice("response_format", fields.get("response_format"), RESPONSE_FORMATS)
+    check_choice("tool_choice", fields.get("tool_choice"), choices[0])
+    check_choice("response_format", fields.get("response_format"), choices[1])
     set_fields = {k: v for k, v in fields.items() if v is not None}
     return {
         key: value
@@ -1056,7 +1577,7 @@ def _run_body(**fields: Any) -> dict[str, Any]:
 
 
 class RunSteps:
-    """The run step calls: ``client.runs.steps``."""
+    """The run step calls: `client.runs.steps`."""
 
     def __init__(self, client: RunsClient) -> None:
         self._client = client
@@ -1076,19 +1597,19 @@ class RunSteps:
     ) -> AsyncPager[RunStep]:
         """List the steps of a run.
 
-        ``await`` the result for one page, or ``async for`` over it for every
+        `await` the result for one page, or `async for` over it for every
         step, page after page.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run whose steps to list.
             limit: Steps per page, 1 to 100 (the API's default is 20).
-            order: ``asc`` or ``desc`` by creation time (the API's default).
+            order: `asc` or `desc` by creation time (the API's default).
             after: List the steps after this step id.
             before: List the steps before this step id; iteration then goes
                 on backwards.
             include: Extra fields, such as
-                ``step_details.tool_calls[*].file_search.results[*].content``.
+                `step_details.tool_calls[*].file_search.results[*].content`.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for each page, instead of the client's.
 
@@ -1131,7 +1652,7 @@ class RunSteps:
             thread_id: The thread that was run.
             run_id: The run the step belongs to.
             step_id: The step to retrieve.
-            include: Extra fields, as for :meth:`list`.
+            include: Extra fields, as for [list][openai_runs.RunSteps.list].
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from types import NoneType, UnionType
@@ -14,32 +16,42 @@ from cattrs.strategies import configure_tagged_union
 
 from . import models as m
 
-__all__ = ["converter"]
-
-converter = cattrs.Converter(omit_if_default=False)
-"""The configured :class:`cattrs.Converter` for every model of this package.
-
-Use it to structure stored or webhook JSON into models, and to turn models
-back into the API's JSON::
-
-    run = openai_runs.converter.structure(payload, openai_runs.Run)
-    payload = openai_runs.converter.unstructure(run)
-
-Unknown keys land in each model's ``extra`` and are written back on
-unstructure; unknown enum values stay plain strings; unknown ``type`` tags
-structure into the ``Unknown…`` variants.
-"""
+__all__ = ["client_converter", "converter", "request_converter"]
 
 
-def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
-    """Structure *cl*, collecting keys it has no field for into ``extra``."""
+# A timestamp must fit a float: the watch computes `expires_at - time.time()`,
+# which raises OverflowError for an int beyond ~1.8e308 (an expires_at of
+# 10**400). The spec sets no bound, so anything a float holds still parses.
+_FLOAT_MAX = int(sys.float_info.max)
+
+
+def _timestamp(value: Any, _: Any) -> Any:
+    if value is None:
+        return None
+    if value.__class__ is not int:
+        raise TypeError(f"expected int, got {type(value).__name__}")
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        raise ValueError("expected a Unix time, got a number beyond any float")
+    return value
+
+
+def _model_structure_hook(
+    cl: type, converter: cattrs.Converter
+) -> Callable[[Any, Any], Any]:
+    """Structure *cl*, collecting keys it has no field for into `extra`."""
+    attrs.resolve_types(get_origin(cl) or cl)
     known = frozenset(a.name for a in attrs.fields(cl)) - {"extra"}
+    stamps: dict[str, Any] = {
+        a.name: override(struct_hook=_timestamp)
+        for a in attrs.fields(cl)
+        if a.name.endswith("_at") and a.type in (int, int | None)
+    }
     base: Callable[[Any, Any], Any] = make_dict_structure_fn(
-        cl, converter, extra=override(omit=True)
+        cl, converter, extra=override(omit=True), **stamps
     )
 
     def structure(data: Any, _: Any) -> Any:
-        # ``__class__ is dict`` first: what json.loads returns, and far cheaper
+        # `__class__ is dict` first: what json.loads returns, and far cheaper
         # than the ABC check of isinstance(..., Mapping).
         if data.__class__ is not dict and not isinstance(data, Mapping):
             # Without this a JSON null fails with a bare TypeError from deep in
@@ -58,8 +70,10 @@ def _model_structure_hook(cl: type) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _model_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:
-    """Unstructure *cl*, writing ``extra`` back beside the known keys."""
+def _model_unstructure_hook(
+    cl: type, converter: cattrs.Converter
+) -> Callable[[Any], dict[str, Any]]:
+    """Unstructure *cl*, writing `extra` back beside the known keys."""
     base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
         cl, converter, extra=override(omit=True)
     )
@@ -77,18 +91,14 @@ def _is_model(cl: Any) -> bool:
     return attrs.has(cl) and any(a.name == "extra" for a in attrs.fields(cl))
 
 
-converter.register_structure_hook_factory(_is_model, _model_structure_hook)
-converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
-
-
 def _json_scalar(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], Any]:
     """Accept a JSON scalar for *kind* only if it already has that JSON type.
 
-    cattrs' default calls ``kind(value)``, which turns a null ``id`` into the
-    string ``"None"``, ``1.7`` into ``1`` and ``"no"`` into ``True``: a body
+    cattrs' default calls `kind(value)`, which turns a null `id` into the
+    string `"None"`, `1.7` into `1` and `"no"` into `True`: a body
     that is not what the API sends must fail, not parse into wrong data. An
-    integer stays as it is for a ``float`` field, since JSON does not tell
-    ``1`` from ``1.0`` and a type checker accepts an ``int`` as a ``float``.
+    integer stays as it is for a `float` field, since JSON does not tell
+    `1` from `1.0` and a type checker accepts an `int` as a `float`.
     """
 
     def structure(value: Any, cl: Any) -> Any:
@@ -109,8 +119,8 @@ def _is_optional(cl: Any) -> bool:
     return get_origin(cl) in (Union, UnionType) and len(args) == 2 and NoneType in args
 
 
-def _optional_hook(cl: Any) -> Callable[[Any, Any], Any]:
-    """Structure ``X | None`` with X's hook, looked up once.
+def _optional_hook(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """Structure `X | None` with X's hook, looked up once.
 
     cattrs' own hook dispatches on X again at every call; a run has a dozen
     optional fields.
@@ -133,13 +143,7 @@ def _optional_hook(cl: Any) -> Callable[[Any, Any], Any]:
     return structure
 
 
-converter.register_structure_hook_factory(_is_optional, _optional_hook)
-
 _SCALARS = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
-
-# Registered before any hook below is built: generated hooks look these up once.
-for _kind, _accepts in _SCALARS.items():
-    converter.register_structure_hook(_kind, _json_scalar(_kind, _accepts))
 
 
 def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
@@ -154,12 +158,8 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-for _enum in (m.RunStatus, m.RunStepStatus):
-    converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
-
-
-def _str_or(model: Any) -> Callable[[Any, Any], Any]:
-    """Structure ``str | X | None``: a string stays a string, an object is an X."""
+def _str_or(converter: cattrs.Converter, model: Any) -> Callable[[Any, Any], Any]:
+    """Structure `str | X | None`: a string stays a string, an object is an X."""
     hook = converter.get_structure_hook(model)
 
     def structure(value: Any, _: Any) -> Any:
@@ -170,8 +170,10 @@ def _str_or(model: Any) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
-    """Tag *union* by its ``type`` key, with *unknown* for types added later."""
+def _tagged(
+    converter: cattrs.Converter, union: Any, unknown: type, tags: dict[type, str]
+) -> None:
+    """Tag *union* by its `type` key, with *unknown* for types added later."""
     configure_tagged_union(
         union,
         converter,
@@ -179,71 +181,197 @@ def _tagged(union: Any, unknown: type, tags: dict[type, str]) -> None:
         tag_name="type",
         default=unknown,
     )
-    # Every variant keeps ``type`` as a field, so unstructure by the value's own
+    # Every variant keeps `type` as a field, so unstructure by the value's own
     # class: the strategy's hook would overwrite an unknown variant's tag.
     converter.register_unstructure_hook(
         union, lambda v: converter.unstructure(v, v.__class__)
     )
 
 
-_tagged(
-    m.Tool,
-    m.UnknownTool,
-    {
-        m.CodeInterpreterTool: "code_interpreter",
-        m.FileSearchTool: "file_search",
-        m.FunctionTool: "function",
-    },
-)
-_tagged(m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
-_tagged(
-    m.ResponseFormat,
-    m.UnknownResponseFormat,
-    {
-        m.ResponseFormatText: "text",
-        m.ResponseFormatJsonObject: "json_object",
-        m.ResponseFormatJsonSchema: "json_schema",
-    },
-)
-_tagged(
-    m.MessageContent,
-    m.TextContent,
-    {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
-)
-_tagged(
-    m.CodeOutput,
-    m.UnknownCodeOutput,
-    {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
-)
-_tagged(
-    m.StepToolCall,
-    m.UnknownStepToolCall,
-    {
-        m.CodeInterpreterCall: "code_interpreter",
-        m.FileSearchCall: "file_search",
-        m.FunctionCall: "function",
-    },
-)
-_tagged(
-    m.StepDetails,
-    m.UnknownStepDetails,
-    {m.MessageCreationDetails: "message_creation", m.ToolCallsDetails: "tool_calls"},
-)
-for _model in (m.NamedToolChoice, m.ResponseFormat):
-    converter.register_structure_hook(str | _model | None, _str_or(_model))
-converter.register_structure_hook(
-    str | list[m.MessageContent], _str_or(list[m.MessageContent])
-)
-# An attachment's tools are a subset of the tool union: structure them as one.
-converter.register_structure_hook(
-    m.CodeInterpreterTool | m.FileSearchTool, converter.get_structure_hook(m.Tool)
-)
+def _configure(converter: cattrs.Converter) -> cattrs.Converter:
+    """Teach *converter* the API's JSON: models, scalars, open enums, unions."""
+    converter.register_structure_hook_factory(_is_model, _model_structure_hook)
+    converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
+    converter.register_structure_hook_factory(_is_optional, _optional_hook)
+    # Registered before any hook below is built: generated hooks look these up once.
+    for _kind, _accepts in _SCALARS.items():
+        converter.register_structure_hook(_kind, _json_scalar(_kind, _accepts))
+    for _enum in (m.RunStatus, m.RunStepStatus, m.MessageStatus):
+        converter.register_structure_hook(_enum | str, _open_enum_hook(_enum))
+    # Before the tool union: an OpenAPI tool's hook is built with it.
+    _tagged(
+        converter,
+        m.OpenApiAuth,
+        m.UnknownOpenApiAuth,
+        {
+            m.OpenApiAnonymousAuth: "anonymous",
+            m.OpenApiConnectionAuth: "connection",
+            m.OpenApiManagedAuth: "managed_identity",
+        },
+    )
+    _tagged(
+        converter,
+        m.Tool,
+        m.UnknownTool,
+        {
+            m.CodeInterpreterTool: "code_interpreter",
+            m.FileSearchTool: "file_search",
+            m.FunctionTool: "function",
+            m.AzureAISearchTool: "azure_ai_search",
+            m.AzureFunctionTool: "azure_function",
+            m.BingGroundingTool: "bing_grounding",
+            m.ConnectedAgentTool: "connected_agent",
+            m.OpenApiTool: "openapi",
+        },
+    )
+    _tagged(converter, m.RequiredToolCall, m.UnknownToolCall, {m.ToolCall: "function"})
+    _tagged(
+        converter,
+        m.ResponseFormat,
+        m.UnknownResponseFormat,
+        {
+            m.ResponseFormatText: "text",
+            m.ResponseFormatJsonObject: "json_object",
+            m.ResponseFormatJsonSchema: "json_schema",
+        },
+    )
+    _tagged(
+        converter,
+        m.MessageContent,
+        m.TextContent,
+        {m.ImageFileContent: "image_file", m.ImageUrlContent: "image_url"},
+    )
+    _tagged(
+        converter,
+        m.CodeOutput,
+        m.UnknownCodeOutput,
+        {m.CodeOutputLogs: "logs", m.CodeOutputImage: "image"},
+    )
+    _tagged(
+        converter,
+        m.StepToolCall,
+        m.UnknownStepToolCall,
+        {
+            m.CodeInterpreterCall: "code_interpreter",
+            m.FileSearchCall: "file_search",
+            m.FunctionCall: "function",
+            m.AzureAISearchCall: "azure_ai_search",
+            m.BingGroundingCall: "bing_grounding",
+            m.OpenApiCall: "openapi",
+        },
+    )
+    _tagged(
+        converter,
+        m.StepDetails,
+        m.UnknownStepDetails,
+        {
+            m.MessageCreationDetails: "message_creation",
+            m.ToolCallsDetails: "tool_calls",
+        },
+    )
+    _tagged(
+        converter,
+        m.Annotation,
+        m.UnknownAnnotation,
+        {m.FileCitationAnnotation: "file_citation", m.FilePathAnnotation: "file_path"},
+    )
+    _tagged(
+        converter,
+        m.MessagePart,
+        m.UnknownPart,
+        {
+            m.TextPart: "text",
+            m.ImageFileContent: "image_file",
+            m.ImageUrlContent: "image_url",
+            m.RefusalPart: "refusal",
+        },
+    )
+    _tagged(
+        converter,
+        m.MessagePartDelta,
+        m.UnknownPartDelta,
+        {
+            m.TextPartDelta: "text",
+            m.RefusalPartDelta: "refusal",
+            m.ImageFilePartDelta: "image_file",
+            m.ImageUrlPartDelta: "image_url",
+        },
+    )
+    _tagged(
+        converter,
+        m.ToolCallDelta,
+        m.UnknownToolCallDelta,
+        {
+            m.FunctionCallDelta: "function",
+            m.CodeInterpreterCallDelta: "code_interpreter",
+            m.FileSearchCallDelta: "file_search",
+        },
+    )
+    _tagged(
+        converter,
+        m.StepDetailsDelta,
+        m.UnknownStepDetails,
+        {m.MessageCreationDelta: "message_creation", m.ToolCallsDelta: "tool_calls"},
+    )
+    # ``X | None`` of a union flattens into one union that _is_optional misses.
+    _step_details_delta = converter.get_structure_hook(m.StepDetailsDelta)
+    converter.register_structure_hook(
+        m.StepDetailsDelta | None,
+        lambda value, _: (
+            None if value is None else _step_details_delta(value, m.StepDetailsDelta)
+        ),
+    )
+    for _model in (m.NamedToolChoice, m.ResponseFormat):
+        converter.register_structure_hook(
+            str | _model | None, _str_or(converter, _model)
+        )
+    converter.register_structure_hook(
+        str | list[m.MessageContent], _str_or(converter, list[m.MessageContent])
+    )
+    # An attachment's tools are a subset of the tool union: structure them as one.
+    converter.register_structure_hook(
+        m.CodeInterpreterTool | m.FileSearchTool, converter.get_structure_hook(m.Tool)
+    )
+    return converter
+
+
+converter = _configure(cattrs.Converter(omit_if_default=False))
+"""The configured `cattrs.Converter` for every model of this package.
+
+Use it to structure stored or webhook JSON into models, and to turn models
+back into the API's JSON:
+
+```python
+run = openai_runs.converter.structure(payload, openai_runs.Run)
+payload = openai_runs.converter.unstructure(run)
+```
+
+Unknown keys land in each model's `extra` and are written back on
+unstructure; unknown enum values stay plain strings; unknown `type` tags
+structure into the `Unknown…` variants.
+
+It is yours to extend: a hook you register on it changes what you structure
+with it, never what the client reads from the API, which parses with a
+converter of its own.
+"""
+
+
+@functools.cache
+def client_converter() -> cattrs.Converter:
+    """The converter the client parses with, built on first use.
+
+    Configured as `converter` is, but its own: a hook a user registers on
+    the public one cannot change what the client reads from the API. Built
+    lazily because building one costs about as much as importing aiohttp,
+    and a program that never calls the API need not pay it twice.
+    """
+    return _configure(cattrs.Converter(omit_if_default=False))
 
 
 request_converter = cattrs.Converter()
-"""Unstructures request bodies: like :data:`converter`, but a field that is
-*None* by default and unset is left out, since the API rejects ``null`` for
-many optional fields of a request (``description``, ``detail``, ...)."""
+"""Unstructures request bodies: like [converter][openai_runs.converter], but a field
+that is *None* by default and unset is left out, since the API rejects `null` for
+many optional fields of a request (`description`, `detail`, ...)."""
 
 
 def _request_unstructure_hook(cl: type) -> Callable[[Any], dict[str, Any]]:

@@ -14,17 +14,17 @@ T = TypeVar("T")
 
 
 class AsyncPager(Generic[T]):
-    """A list call: ``await`` it for the first page, ``async for`` for all items.
+    """A list call: `await` it for the first page, `async for` for all items.
 
-    ::
-
-        page = await client.runs.steps.list(thread_id, run_id, limit=20)
-        async for step in client.runs.steps.list(thread_id, run_id):
-            ...
+    ```python
+    page = await client.runs.steps.list(thread_id, run_id, limit=20)
+    async for step in client.runs.steps.list(thread_id, run_id):
+        ...
+    ```
 
     Iterating fetches the next page only when the current one is used up:
-    forwards with ``after=last_id``, or, when the listing started from
-    ``before``, backwards with ``before=first_id``. Only one cursor is ever
+    forwards with `after=last_id`, or, when the listing started from
+    `before`, backwards with `before=first_id`. Only one cursor is ever
     sent, so each item is yielded exactly once.
     """
 

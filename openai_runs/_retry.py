@@ -12,7 +12,7 @@ from typing import Final
 import attrs
 import tenacity
 
-from ._validation import check_seconds
+from ._validation import check_duration
 from .exceptions import (
     APIConnectionError,
     APIDecodeError,
@@ -29,7 +29,7 @@ RETRY_STATUSES: Final = frozenset({408, 409, 429})
 
 
 def _seconds_field(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_seconds(f"RetryPolicy.{attribute.name}", value)
+    check_duration(f"RetryPolicy.{attribute.name}", value)
 
 
 @attrs.frozen(kw_only=True)

@@ -17,12 +17,12 @@ __all__ = ["ToolHandler", "serve_tool_calls", "tool_registry"]
 class ToolHandler(Protocol):
     """Answers one tool call of a run with the output to submit for it.
 
-    Any function of one :class:`~openai_runs.models.ToolCall` that returns
+    Any function of one [ToolCall][openai_runs.models.ToolCall] that returns
     a string, or a coroutine function that does. A coroutine function is
     awaited on the event loop; a plain function runs in a worker thread
-    (:func:`asyncio.to_thread`), so blocking code stalls no other watch and
+    (`asyncio.to_thread`), so blocking code stalls no other watch and
     parallel calls overlap. Whatever it raises ends the watch with a
-    :class:`~openai_runs.exceptions.ToolCallError`.
+    [ToolCallError][openai_runs.exceptions.ToolCallError].
     """
 
     def __call__(self, call: ToolCall, /) -> str | Awaitable[str]: ...
@@ -33,7 +33,9 @@ def tool_registry(
     *,
     bad_calls: Literal["report", "raise"] = "report",
 ) -> ToolHandler:
-    """Build a :class:`ToolHandler` that calls Python functions by name.
+    """Build a tool handler that calls Python functions by name.
+
+    The result is a [ToolHandler][openai_runs.ToolHandler].
 
     Each function receives the call's JSON arguments as keyword arguments,
     and may be a plain or a coroutine function. What it returns is the
@@ -42,20 +44,20 @@ def tool_registry(
     A call the registry cannot make (a name it does not have, arguments that
     are not a JSON object, or that do not fit the function's signature) is a
     mistake of the model, not of your code: by default it is answered with
-    ``{"error": "..."}`` so the model can correct itself.
+    `{"error": "..."}` so the model can correct itself.
 
     Args:
         functions: Function names, as in the run's function tools, to
             callables.
-        bad_calls: ``"report"`` to answer a bad call with an error output,
-            ``"raise"`` to end the watch with a
-            :class:`~openai_runs.exceptions.ToolCallError` instead.
+        bad_calls: `"report"` to answer a bad call with an error output,
+            `"raise"` to end the watch with a
+            [ToolCallError][openai_runs.exceptions.ToolCallError] instead.
 
     Returns:
-        A handler for ``tool_handler=``.
+        A handler for `tool_handler=`.
 
     Raises:
-        InvalidRequestError: *bad_calls* is neither ``"report"`` nor ``"raise"``.
+        InvalidRequestError: *bad_calls* is neither `"report"` nor `"raise"`.
     """
     if bad_calls not in ("report", "raise"):
         raise InvalidRequestError("bad_calls", "must be 'report' or 'raise'")
@@ -107,7 +109,7 @@ def _resolve(
 async def _invoke(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Await a coroutine function; run a plain one in a worker thread.
 
-    *fn* is positional-only, so a tool argument named ``fn`` reaches the tool.
+    *fn* is positional-only, so a tool argument named `fn` reaches the tool.
     """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args, **kwargs)
@@ -123,7 +125,7 @@ async def serve_tool_calls(
     """Answer every tool call of *run*, at most *limit* at once.
 
     Returns:
-        One output per call, in the order of ``run.tool_calls``.
+        One output per call, in the order of `run.tool_calls`.
 
     Raises:
         ToolCallError: The handler raised, or returned something that is not

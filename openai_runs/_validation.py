@@ -9,7 +9,29 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
-from .models import CodeInterpreterTool, FileSearchTool, FunctionTool
+from .models import (
+    AzureAISearchTool,
+    AzureFunctionTool,
+    BingGroundingTool,
+    CodeInterpreterTool,
+    ConnectedAgentTool,
+    FileSearchTool,
+    FunctionTool,
+    OpenApiTool,
+)
+
+# The tools a request may carry: OpenAI's three and Azure AI Foundry's five
+# (a server that does not know a type answers 400 for it).
+_SENDABLE_TOOLS: Final = (
+    CodeInterpreterTool,
+    FileSearchTool,
+    FunctionTool,
+    AzureAISearchTool,
+    AzureFunctionTool,
+    BingGroundingTool,
+    ConnectedAgentTool,
+    OpenApiTool,
+)
 
 ORDERS: Final = frozenset({"asc", "desc"})
 STEP_INCLUDES: Final = frozenset(
@@ -77,6 +99,7 @@ def check_base_url(url: object) -> str:
                 and parts.hostname
                 and not parts.query
                 and not parts.fragment
+                and _resolvable(parts.hostname)
             ):
                 return url
     raise InvalidRequestError(
@@ -84,6 +107,30 @@ def check_base_url(url: object) -> str:
         "must be an http:// or https:// URL with a host and no query or "
         "fragment (query parameters go in default_query)",
     )
+
+
+def _resolvable(host: str) -> bool:
+    """Whether *host* has an IDNA form, as the resolver needs.
+
+    An empty label (`a..com`) or one over 63 characters has none: aiohttp
+    would fail with a raw `UnicodeError` at the first request.
+    """
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def check_path(path: str) -> tuple[str, ...]:
+    """Split a path string at `/` into segments, each checked as an id.
+
+    A leading `/` is allowed, so `"/threads/thread_1/runs"` and
+    `"threads/thread_1/runs"` are the same; `"../admin"`, `"a//b"` or a
+    segment with `?` or `#` are refused.
+    """
+    parts = path.removeprefix("/").split("/")
+    return tuple(check_id("path", part) for part in parts)
 
 
 def check_metadata(metadata: object) -> Mapping[str, str] | None:
@@ -153,7 +200,7 @@ def _one_of(value: object, choices: frozenset[str]) -> bool:
 
 
 def check_include(include: Iterable[str] | None) -> list[str]:
-    """Return the ``include[]`` values if each is one the API knows."""
+    """Return the `include[]` values if each is one the API knows."""
     if include is None:
         return []
     if isinstance(include, str):
@@ -175,7 +222,7 @@ MIN_TOKEN_LIMIT: Final = 256
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None
 ) -> None:
-    """Refuse a number outside ``low..high`` (``high`` *None*: no upper bound)."""
+    """Refuse a number outside `low..high` (`high` *None*: no upper bound)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -208,16 +255,21 @@ def check_tools(tools: Sequence[object] | None) -> None:
                     0,
                     1,
                 )
-        elif not isinstance(tool, CodeInterpreterTool | FileSearchTool | FunctionTool):
+        elif not isinstance(tool, _SENDABLE_TOOLS):
             raise InvalidRequestError(
                 "tools",
-                f"{tool!r} is not a CodeInterpreterTool, FileSearchTool or "
-                "FunctionTool",
+                f"{tool!r} is not a tool model (CodeInterpreterTool, "
+                "FileSearchTool, FunctionTool, or one of Azure AI Foundry's)",
             )
 
 
 TOOL_CHOICES: Final = ("none", "auto", "required")
 RESPONSE_FORMATS: Final = ("auto",)
+# Azure AI Foundry's AgentsToolChoiceOptionMode and AgentsApiResponseFormatMode
+# (lost from its swagger's `tool_choice` and `response_format`, which are empty
+# schemas; the TypeSpec source has them): no `required`, and a `none` format.
+FOUNDRY_TOOL_CHOICES: Final = ("none", "auto")
+FOUNDRY_RESPONSE_FORMATS: Final = ("auto", "none")
 
 
 def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
@@ -232,6 +284,23 @@ def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
         )
 
 
+def check_seconds(name: str, value: object) -> float:
+    """Return *value* if it is a finite number of seconds above 0.
+
+    NaN would remove a deadline (no comparison with it is true) and infinity
+    overflows aiohttp's timer arithmetic at every request.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(
+            name, f"must be a number of seconds, not {type(value).__name__}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidRequestError(
+            name, f"must be a finite number of seconds above 0, not {value}"
+        )
+    return value
+
+
 def check_count(name: str, value: object) -> None:
     """Refuse anything but a whole number, 0 or more."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -240,7 +309,7 @@ def check_count(name: str, value: object) -> None:
         )
 
 
-def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
+def check_duration(name: str, value: object, *, positive: bool = False) -> float:
     """Refuse anything but a finite number of seconds, 0 or more (more if *positive*).
 
     NaN and infinity are refused: a NaN deadline never passes and an infinite

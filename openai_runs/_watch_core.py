@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 import attrs
 
 from ._retry import RetryPolicy, retry_delay
-from ._validation import check_seconds
+from ._validation import check_duration
 from .exceptions import (
     BadRequestError,
     InvalidRequestError,
@@ -57,7 +57,7 @@ _not_negative = attrs.validators.ge(0.0)
 
 
 def _finite(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_seconds(f"WatchPolicy.{attribute.name}", value)
+    check_duration(f"WatchPolicy.{attribute.name}", value)
 
 
 @attrs.frozen(kw_only=True)
@@ -175,7 +175,7 @@ class Settings:
         return cls(
             timeout=policy.deadline
             if timeout is None
-            else check_seconds("timeout", timeout),
+            else check_duration("timeout", timeout),
             cancel_on_timeout=bool(options.get("cancel_on_timeout", False)),
             policy=policy,
             on_status=options.get("on_status"),

@@ -1,25 +1,28 @@
-"""Every error this package raises, rooted at :class:`OpenAIRunsError`.
+"""Every error this package raises, rooted at `OpenAIRunsError`.
 
-::
-
-    OpenAIRunsError
-    ├── InvalidRequestError (also ValueError)   bad input, caught before sending
-    ├── APIConnectionError                      no HTTP answer came back
-    │   └── APITimeoutError                     ... in time
-    ├── APIResponseError                        an answer we could not use
-    │   ├── APIStatusError                      an HTTP error status
-    │   │   ├── BadRequestError                 400
-    │   │   ├── AuthenticationError             401
-    │   │   ├── PermissionDeniedError           403
-    │   │   ├── NotFoundError                   404
-    │   │   ├── ConflictError                   409
-    │   │   ├── UnprocessableEntityError        422
-    │   │   ├── RateLimitError                  429
-    │   │   │   └── InsufficientQuotaError      429 insufficient_quota
-    │   │   └── InternalServerError             5xx
-    │   └── APIDecodeError                      a body that is not what the API sends
-    ├── WatchTimeoutError (also TimeoutError)   a watch outlived its deadline
-    └── ToolCallError                           a tool handler failed during a watch
+```text
+OpenAIRunsError
+├── InvalidRequestError (also ValueError)   bad input, caught before sending
+├── APIConnectionError                      no HTTP answer came back
+│   └── APITimeoutError                     ... in time
+├── APIResponseError                        an answer we could not use
+│   ├── APIStatusError                      an HTTP error status
+│   │   ├── BadRequestError                 400
+│   │   │   └── ThreadLockedError           400: a run on the thread is active
+│   │   ├── AuthenticationError             401
+│   │   ├── PermissionDeniedError           403
+│   │   ├── NotFoundError                   404
+│   │   ├── ConflictError                   409
+│   │   ├── UnprocessableEntityError        422
+│   │   ├── RateLimitError                  429
+│   │   │   └── InsufficientQuotaError      429 insufficient_quota
+│   │   └── InternalServerError             5xx
+│   └── APIDecodeError                      a body that is not what the API sends
+│       ├── ResponseTooLargeError           ... longer than max_response_bytes
+│       └── StreamDecodeError               an event stream that is not what it sends
+├── WatchTimeoutError (also TimeoutError)   a watch outlived its deadline
+└── ToolCallError                           a tool handler failed during a watch
+```
 
 The names follow openai-python's where they mean the same thing. No message,
 attribute or repr here ever holds the API key.
@@ -27,9 +30,11 @@ attribute or repr here ever holds the API key.
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._json import loads
 
 if TYPE_CHECKING:
     from .models import Run, ToolCall
@@ -50,6 +55,9 @@ __all__ = [
     "OpenAIRunsError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
+    "StreamDecodeError",
+    "ThreadLockedError",
     "ToolCallError",
     "UnprocessableEntityError",
     "WatchTimeoutError",
@@ -89,7 +97,7 @@ class APIResponseError(OpenAIRunsError):
 
     Attributes:
         status_code: The HTTP status.
-        request_id: The ``x-request-id`` header, for support tickets.
+        request_id: The `x-request-id` header, for support tickets.
         headers: All response headers.
         body: The decoded JSON body, or *None* if it was not JSON.
         excerpt: The start of the raw body (at most 500 characters).
@@ -121,8 +129,8 @@ class APIStatusError(APIResponseError):
     """The API answered with an error status.
 
     Attributes:
-        type: The API error's ``type``, e.g. ``invalid_request_error``.
-        code: The API error's ``code``, e.g. ``rate_limit_exceeded``.
+        type: The API error's `type`, e.g. `invalid_request_error`.
+        code: The API error's `code`, e.g. `rate_limit_exceeded`.
         param: The parameter the API blamed, if any.
     """
 
@@ -154,6 +162,35 @@ class BadRequestError(APIStatusError):
     """400: the API refused the request as malformed."""
 
 
+class ThreadLockedError(BadRequestError):
+    """400: a run on the thread is active, so it takes no new run or message.
+
+    A thread has at most one active run (``queued``, ``in_progress``,
+    ``requires_action``, ``cancelling``); until it ends, creating a run or
+    adding a message is refused. Wait for the run
+    ([wait_idle][openai_runs.Runs.wait_idle]) or cancel it
+    (``wait_idle(thread_id, cancel=True)``), then try again.
+
+    Attributes:
+        thread_id: The locked thread, as the API named it.
+        run_id: The active run that holds the lock.
+    """
+
+    def __init__(
+        self, message: str, *, thread_id: str, run_id: str, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.thread_id = thread_id
+        self.run_id = run_id
+
+
+# The live API's words for the thread lock (createRun, createMessage).
+_THREAD_LOCKED = (
+    re.compile(r"Can't add messages to (?P<thread>\S+) while a run (?P<run>\S+?) is"),
+    re.compile(r"Thread (?P<thread>\S+) already has an active run (?P<run>\S+?)\.?$"),
+)
+
+
 class AuthenticationError(APIStatusError):
     """401: the key or token is missing, wrong or expired."""
 
@@ -179,7 +216,7 @@ class RateLimitError(APIStatusError):
 
 
 class InsufficientQuotaError(RateLimitError):
-    """429 with code ``insufficient_quota``: a billing problem, never retried."""
+    """429 with code `insufficient_quota`: a billing problem, never retried."""
 
 
 class InternalServerError(APIStatusError):
@@ -188,6 +225,31 @@ class InternalServerError(APIStatusError):
 
 class APIDecodeError(APIResponseError):
     """The body was not JSON, or not the shape the API documents."""
+
+
+class StreamDecodeError(APIDecodeError):
+    """An event stream that is not what the API sends.
+
+    It broke the server-sent events format or a size limit (a line or an
+    event too long), or an event's data was not the JSON of its model.
+    """
+
+
+class ResponseTooLargeError(APIDecodeError):
+    """The body was longer than the client's ``max_response_bytes``.
+
+    Reading stopped at the limit (counted after any gzip or brotli is
+    undone), so a hostile or broken server cannot fill the memory.
+
+    Attributes:
+        limit: The limit, in bytes.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, headers: Mapping[str, str], limit: int
+    ) -> None:
+        super().__init__(message, status_code=status_code, headers=headers)
+        self.limit = limit
 
 
 class WatchTimeoutError(OpenAIRunsError, TimeoutError):
@@ -272,13 +334,12 @@ def error_from_response(
         body: The raw response body.
 
     Returns:
-        An :class:`APIStatusError` subclass chosen by *status*, carrying the
-        API error's ``type``, ``code``, ``param`` and ``message``.
+        An [APIStatusError][openai_runs.exceptions.APIStatusError] subclass chosen by
+        *status*, carrying the API error's `type`, `code`, `param` and `message`.
     """
-    text = body.decode("utf-8", "replace")
-    excerpt = text[:EXCERPT_LIMIT]
+    excerpt = excerpt_of(body)
     try:
-        data: Any = json.loads(text)
+        data: Any = loads(body)
     except ValueError:
         data = None
     error = data.get("error") if isinstance(data, dict) else None
@@ -294,6 +355,21 @@ def error_from_response(
         cls = InternalServerError
     else:
         cls = _BY_STATUS.get(status, APIStatusError)
+    if status == 400:
+        for pattern in _THREAD_LOCKED:
+            if match := pattern.search(message):
+                return ThreadLockedError(
+                    message,
+                    thread_id=match["thread"],
+                    run_id=match["run"],
+                    status_code=status,
+                    headers=headers,
+                    body=data,
+                    excerpt=excerpt,
+                    type=_str_or_none(error.get("type")),
+                    code=code,
+                    param=_str_or_none(error.get("param")),
+                )
     return cls(
         message,
         status_code=status,
@@ -304,6 +380,12 @@ def error_from_response(
         code=code,
         param=_str_or_none(error.get("param")),
     )
+
+
+def excerpt_of(body: bytes) -> str:
+    """The start of *body* as text: at most `EXCERPT_LIMIT` characters."""
+    # Four bytes per character at most: a 16 MiB body is not decoded whole.
+    return body[: EXCERPT_LIMIT * 4].decode("utf-8", "replace")[:EXCERPT_LIMIT]
 
 
 def _str_or_none(value: object) -> str | None:

@@ -1,18 +1,22 @@
 """The objects of the Runs API, as frozen attrs classes.
 
 Field names are the API's JSON keys. Every model keeps the keys this version
-does not know in :attr:`extra <Run.extra>`, and enum-like fields hold a
-:class:`~enum.StrEnum` member for the values we know and the plain string for
+does not know in its `extra` attribute, and enum-like fields hold a
+`enum.StrEnum` member for the values we know and the plain string for
 values the API adds later, so a newer server never breaks parsing.
 
-Timestamps stay the API's Unix seconds (``int``); :func:`as_datetime` turns
-one into an aware :class:`~datetime.datetime`.
+Timestamps stay the API's Unix seconds (`int`);
+[as_datetime][openai_runs.models.as_datetime] turns one into an aware
+`datetime.datetime`.
 
-Models are built from JSON by :data:`openai_runs.converter`::
+Models are built from JSON by [openai_runs.converter][openai_runs.converter]:
 
-    from openai_runs import Run, converter
+```python
+from openai_runs import Run, converter
 
-    run = converter.structure(payload, Run)
+run = converter.structure(payload, Run)
+```
+
 """
 
 from __future__ import annotations
@@ -25,15 +29,39 @@ import attrs
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "Annotation",
+    "AnnotationDelta",
     "Attachment",
+    "AzureAISearchCall",
+    "AzureAISearchTool",
+    "AzureFunctionBinding",
+    "AzureFunctionDefinition",
+    "AzureFunctionStorageQueue",
+    "AzureFunctionTool",
+    "BingGroundingCall",
+    "BingGroundingConfiguration",
+    "BingGroundingSearch",
+    "BingGroundingTool",
     "CodeInterpreterCall",
+    "CodeInterpreterCallDelta",
     "CodeInterpreterCallDetails",
+    "CodeInterpreterDelta",
     "CodeInterpreterTool",
     "CodeOutput",
     "CodeOutputImage",
     "CodeOutputImageFile",
     "CodeOutputLogs",
+    "ConnectedAgent",
+    "ConnectedAgentTool",
+    "DeletedMessage",
+    "DeletedThread",
+    "ErrorObject",
+    "FileCitation",
+    "FileCitationAnnotation",
+    "FilePath",
+    "FilePathAnnotation",
     "FileSearchCall",
+    "FileSearchCallDelta",
     "FileSearchCallDetails",
     "FileSearchOptions",
     "FileSearchRankingOptions",
@@ -41,23 +69,45 @@ __all__ = [
     "FileSearchResultContent",
     "FileSearchTool",
     "FunctionCall",
+    "FunctionCallDelta",
     "FunctionCallDetails",
     "FunctionDefinition",
+    "FunctionDelta",
     "FunctionTool",
     "ImageFile",
     "ImageFileContent",
+    "ImageFilePartDelta",
     "ImageUrl",
     "ImageUrlContent",
+    "ImageUrlPartDelta",
     "IncompleteDetails",
     "JsonSchemaFormat",
     "LastError",
+    "Message",
     "MessageContent",
     "MessageCreation",
+    "MessageCreationDelta",
     "MessageCreationDetails",
+    "MessageDelta",
+    "MessageDeltaBody",
+    "MessagePart",
+    "MessagePartDelta",
     "MessageRequest",
+    "MessageStatus",
     "NamedToolChoice",
     "NamedToolChoiceFunction",
+    "OpenApiAnonymousAuth",
+    "OpenApiAuth",
+    "OpenApiCall",
+    "OpenApiConnectionAuth",
+    "OpenApiConnectionScheme",
+    "OpenApiFunctionDefinition",
+    "OpenApiManagedAuth",
+    "OpenApiManagedScheme",
+    "OpenApiTool",
     "Page",
+    "RefusalPart",
+    "RefusalPartDelta",
     "RequiredAction",
     "RequiredToolCall",
     "ResponseFormat",
@@ -67,24 +117,39 @@ __all__ = [
     "Run",
     "RunStatus",
     "RunStep",
+    "RunStepDelta",
+    "RunStepDeltaBody",
     "RunStepStatus",
     "StepDetails",
+    "StepDetailsDelta",
     "StepToolCall",
     "SubmitToolOutputs",
+    "Text",
     "TextContent",
+    "TextDelta",
+    "TextPart",
+    "TextPartDelta",
+    "Thread",
     "ThreadRequest",
     "Tool",
     "ToolCall",
+    "ToolCallDelta",
     "ToolCallFunction",
+    "ToolCallsDelta",
     "ToolCallsDetails",
     "ToolOutput",
     "TruncationStrategy",
+    "UnknownAnnotation",
     "UnknownCodeOutput",
+    "UnknownOpenApiAuth",
+    "UnknownPart",
+    "UnknownPartDelta",
     "UnknownResponseFormat",
     "UnknownStepDetails",
     "UnknownStepToolCall",
     "UnknownTool",
     "UnknownToolCall",
+    "UnknownToolCallDelta",
     "Usage",
     "as_datetime",
 ]
@@ -105,18 +170,25 @@ def as_datetime(timestamp: int | None) -> _dt.datetime | None:
 
     Returns:
         The moment in UTC, or *None* when *timestamp* is *None*.
+
+    Raises:
+        ValueError: The moment is outside the years 1 to 9999, which a
+            datetime cannot hold (the API's schema sets no bound).
     """
     if timestamp is None:
         return None
-    return _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC)
+    try:
+        return _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"the timestamp is out of range: {exc}") from None
 
 
 class RunStatus(StrEnum):
     """The statuses of a run that this version knows.
 
-    A run goes ``queued`` → ``in_progress`` → one of the terminal statuses.
-    ``requires_action`` is not an end: the run waits for tool outputs.
-    A cancel goes through ``cancelling`` before ``cancelled``.
+    A run goes `queued` → `in_progress` → one of the terminal statuses.
+    `requires_action` is not an end: the run waits for tool outputs.
+    A cancel goes through `cancelling` before `cancelled`.
     """
 
     QUEUED = "queued"
@@ -169,7 +241,7 @@ class FileSearchRankingOptions:
 
     Attributes:
         score_threshold: Results below this score (0 to 1) are dropped.
-        ranker: The ranker, ``auto`` or a dated ranker name.
+        ranker: The ranker, `auto` or a dated ranker name.
     """
 
     score_threshold: float
@@ -230,7 +302,217 @@ class UnknownTool:
     extra: dict[str, Any] = _extra()
 
 
-Tool = CodeInterpreterTool | FileSearchTool | FunctionTool | UnknownTool
+# --- Azure AI Foundry tools ---------------------------------------------------
+# The tool types Azure AI Foundry Agent Service adds to OpenAI's three
+# (its `ToolDefinition` subtypes). Field names are the wire's JSON keys.
+
+
+@attrs.frozen(kw_only=True)
+class AzureAISearchTool:
+    """Azure AI Foundry: search an Azure AI Search index.
+
+    The index is named in the agent's or the thread's
+    `tool_resources["azure_ai_search"]`, not here.
+    """
+
+    type: str = "azure_ai_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionStorageQueue:
+    """An Azure Storage queue: its service endpoint and name."""
+
+    queue_service_endpoint: str
+    queue_name: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionBinding:
+    """Where an Azure Function reads its input or writes its output."""
+
+    storage_queue: AzureFunctionStorageQueue
+    type: str = "storage_queue"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionDefinition:
+    """An Azure Function: its signature and the queues it talks through."""
+
+    function: FunctionDefinition
+    input_binding: AzureFunctionBinding
+    output_binding: AzureFunctionBinding
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class AzureFunctionTool:
+    """Azure AI Foundry: call an Azure Function through storage queues."""
+
+    azure_function: AzureFunctionDefinition
+    type: str = "azure_function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingConfiguration:
+    """One Grounding with Bing Search connection and its query options.
+
+    Attributes:
+        connection_id: The project connection to the Bing resource.
+        market: The market results come from (`en-US`, ...).
+        set_lang: The language of user interface strings.
+        count: How many results to ask for.
+        freshness: Only results from this period (`Day`, `Week`, ...).
+    """
+
+    connection_id: str
+    market: str | None = None
+    set_lang: str | None = None
+    count: int | None = None
+    freshness: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingSearch:
+    """The search configurations of a `bing_grounding` tool (at most one)."""
+
+    search_configurations: list[BingGroundingConfiguration]
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingTool:
+    """Azure AI Foundry: ground answers in Bing search results."""
+
+    bing_grounding: BingGroundingSearch
+    type: str = "bing_grounding"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ConnectedAgent:
+    """Another agent, called as a tool: its id, and what the model is told of it."""
+
+    id: str
+    name: str
+    description: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ConnectedAgentTool:
+    """Azure AI Foundry: hand part of the work to another agent."""
+
+    connected_agent: ConnectedAgent
+    type: str = "connected_agent"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiAnonymousAuth:
+    """An OpenAPI tool's service needs no authentication."""
+
+    type: str = "anonymous"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiConnectionScheme:
+    """The project connection that holds an OpenAPI service's key."""
+
+    connection_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiConnectionAuth:
+    """Authenticate an OpenAPI tool's calls with a project connection."""
+
+    security_scheme: OpenApiConnectionScheme
+    type: str = "connection"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiManagedScheme:
+    """The audience of the managed identity token an OpenAPI service wants."""
+
+    audience: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiManagedAuth:
+    """Authenticate an OpenAPI tool's calls with the project's managed identity."""
+
+    security_scheme: OpenApiManagedScheme
+    type: str = "managed_identity"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownOpenApiAuth:
+    """An OpenAPI authentication type this version does not know."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+OpenApiAuth = (
+    OpenApiAnonymousAuth
+    | OpenApiConnectionAuth
+    | OpenApiManagedAuth
+    | UnknownOpenApiAuth
+)
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiFunctionDefinition:
+    """An OpenAPI service the agent may call.
+
+    Attributes:
+        name: The tool's name.
+        spec: The OpenAPI document, as JSON.
+        auth: How calls to the service authenticate.
+        description: What the service does, for the model.
+        default_params: Parameters with defaults in the document the model
+            need not fill.
+        functions: The operations the service found in *spec* (read only).
+    """
+
+    name: str
+    spec: Any
+    auth: OpenApiAuth
+    description: str | None = None
+    default_params: list[str] | None = None
+    functions: list[FunctionDefinition] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiTool:
+    """Azure AI Foundry: call the operations of an OpenAPI service."""
+
+    openapi: OpenApiFunctionDefinition
+    type: str = "openapi"
+    extra: dict[str, Any] = _extra()
+
+
+Tool = (
+    CodeInterpreterTool
+    | FileSearchTool
+    | FunctionTool
+    | AzureAISearchTool
+    | AzureFunctionTool
+    | BingGroundingTool
+    | ConnectedAgentTool
+    | OpenApiTool
+    | UnknownTool
+)
 
 
 # --- Run settings -----------------------------------------------------------
@@ -241,8 +523,8 @@ class TruncationStrategy:
     """How the thread is truncated before the run.
 
     Attributes:
-        type: ``auto`` or ``last_messages``.
-        last_messages: How many recent messages to keep, for ``last_messages``.
+        type: `auto` or `last_messages`.
+        last_messages: How many recent messages to keep, for `last_messages`.
     """
 
     type: str
@@ -260,7 +542,7 @@ class NamedToolChoiceFunction:
 
 @attrs.frozen(kw_only=True)
 class NamedToolChoice:
-    """Forces one tool: ``type`` names it, ``function`` picks the function."""
+    """Forces one tool: `type` names it, `function` picks the function."""
 
     type: str
     function: NamedToolChoiceFunction | None = None
@@ -345,7 +627,8 @@ class ToolCall:
 class UnknownToolCall:
     """A required tool call of a type this version does not know.
 
-    Its data is in *extra*; answer it with a :class:`ToolOutput` by its *id*.
+    Its data is in *extra*; answer it with a [ToolOutput][openai_runs.models.ToolOutput]
+    by its *id*.
     """
 
     id: str
@@ -366,10 +649,10 @@ class SubmitToolOutputs:
 
 @attrs.frozen(kw_only=True)
 class RequiredAction:
-    """What a run in ``requires_action`` waits for.
+    """What a run in `requires_action` waits for.
 
     Attributes:
-        type: ``submit_tool_outputs``, or an action added later (its data is
+        type: `submit_tool_outputs`, or an action added later (its data is
             then in *extra*).
         submit_tool_outputs: The tool calls to answer; *None* for another
             *type*.
@@ -385,7 +668,7 @@ class LastError:
     """Why a run or a step failed.
 
     Attributes:
-        code: ``server_error``, ``rate_limit_exceeded``, ``invalid_prompt``,
+        code: `server_error`, `rate_limit_exceeded`, `invalid_prompt`,
             or a code added later.
         message: A human-readable description.
     """
@@ -397,7 +680,7 @@ class LastError:
 
 @attrs.frozen(kw_only=True)
 class IncompleteDetails:
-    """Why a run ended ``incomplete``: a token limit named by *reason*."""
+    """Why a run ended `incomplete`: a token limit named by *reason*."""
 
     reason: str | None = None
     extra: dict[str, Any] = _extra()
@@ -421,11 +704,12 @@ class Run:
     usable with the API reference's own examples, which omit some.
 
     Attributes:
-        id: The run's id, ``run_…``.
-        status: A :class:`RunStatus`, or the plain string of a status added
-            after this version.
-        required_action: Set while the run is ``requires_action``.
-        extra: Keys the API sent that this version does not know.
+        id: The run's id, `run_…`.
+        status: A [RunStatus][openai_runs.models.RunStatus], or the plain string of a
+            status added after this version.
+        required_action: Set while the run is `requires_action`.
+        extra: Keys the API sent that this version does not know (Azure AI
+            Foundry's `tool_resources` is there).
     """
 
     id: str
@@ -462,24 +746,24 @@ class Run:
         """Whether the run has ended and will never change again.
 
         A status this version does not know counts as terminal only when the
-        run carries a terminal timestamp (``completed_at``, ``failed_at``,
-        ``cancelled_at``).
+        run carries a terminal timestamp (`completed_at`, `failed_at`,
+        `cancelled_at`).
         """
         if self.status in TERMINAL_STATUSES:
             return True
         if isinstance(self.status, RunStatus):
             return False
-        # ``is not None``: a timestamp of 0 (the epoch) is still a timestamp.
+        # `is not None`: a timestamp of 0 (the epoch) is still a timestamp.
         stamps = (self.completed_at, self.failed_at, self.cancelled_at)
         return any(t is not None for t in stamps)
 
     @property
     def tool_calls(self) -> list[ToolCall]:
-        """The function calls the run waits on; empty unless ``requires_action``.
+        """The function calls the run waits on; empty unless `requires_action`.
 
         Calls of a type this version does not know are left out here; they
-        are in ``required_action.submit_tool_outputs.tool_calls`` as
-        :class:`UnknownToolCall`.
+        are in `required_action.submit_tool_outputs.tool_calls` as
+        [UnknownToolCall][openai_runs.models.UnknownToolCall].
         """
         action = self.required_action
         if action is None or action.submit_tool_outputs is None:
@@ -501,7 +785,7 @@ class MessageCreation:
 
 @attrs.frozen(kw_only=True)
 class MessageCreationDetails:
-    """Details of a ``message_creation`` step."""
+    """Details of a `message_creation` step."""
 
     message_creation: MessageCreation
     type: str = "message_creation"
@@ -632,12 +916,65 @@ class UnknownStepToolCall:
     extra: dict[str, Any] = _extra()
 
 
-StepToolCall = CodeInterpreterCall | FileSearchCall | FunctionCall | UnknownStepToolCall
+@attrs.frozen(kw_only=True)
+class AzureAISearchCall:
+    """Azure AI Foundry: a search of an Azure AI Search index, in a step.
+
+    Attributes:
+        azure_ai_search: What the service reports of the call; the spec
+            types it as a map of strings "reserved for future use".
+    """
+
+    id: str
+    azure_ai_search: dict[str, Any]
+    type: str = "azure_ai_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class BingGroundingCall:
+    """Azure AI Foundry: a Bing search, in a step.
+
+    Attributes:
+        bing_grounding: What the service reports of the search (such as
+            `requesturl`); a map of strings "reserved for future use".
+    """
+
+    id: str
+    bing_grounding: dict[str, Any]
+    type: str = "bing_grounding"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class OpenApiCall:
+    """Azure AI Foundry: a call of an OpenAPI tool, in a step.
+
+    Attributes:
+        openapi: What the service reports of the call; a map of strings
+            "reserved for future use".
+    """
+
+    id: str
+    openapi: dict[str, Any]
+    type: str = "openapi"
+    extra: dict[str, Any] = _extra()
+
+
+StepToolCall = (
+    CodeInterpreterCall
+    | FileSearchCall
+    | FunctionCall
+    | AzureAISearchCall
+    | BingGroundingCall
+    | OpenApiCall
+    | UnknownStepToolCall
+)
 
 
 @attrs.frozen(kw_only=True)
 class ToolCallsDetails:
-    """Details of a ``tool_calls`` step."""
+    """Details of a `tool_calls` step."""
 
     tool_calls: list[StepToolCall]
     type: str = "tool_calls"
@@ -660,10 +997,11 @@ class RunStep:
     """One step of a run: a message it created or tool calls it made.
 
     Attributes:
-        id: The step's id, ``step_…``.
-        type: ``message_creation``, ``tool_calls``, or a type added later.
-        status: A :class:`RunStepStatus`, or the plain string of a newer one.
-        step_details: The details, a variant chosen by its ``type``.
+        id: The step's id, `step_…`.
+        type: `message_creation`, `tool_calls`, or a type added later.
+        status: A [RunStepStatus][openai_runs.models.RunStepStatus], or the plain string
+            of a newer one.
+        step_details: The details, a variant chosen by its `type`.
         extra: Keys the API sent that this version does not know.
     """
 
@@ -694,7 +1032,8 @@ class ToolOutput:
     """The output of one tool call, submitted to let the run go on.
 
     Attributes:
-        tool_call_id: The id of the :class:`ToolCall` this answers.
+        tool_call_id: The id of the [ToolCall][openai_runs.models.ToolCall] this
+            answers.
         output: The output, as a string (JSON-encode structured results).
     """
 
@@ -714,7 +1053,7 @@ class TextContent:
 
 @attrs.frozen(kw_only=True)
 class ImageFile:
-    """An uploaded image file; *detail* is ``auto``, ``low`` or ``high``."""
+    """An uploaded image file; *detail* is `auto`, `low` or `high`."""
 
     file_id: str
     detail: str | None = None
@@ -732,7 +1071,7 @@ class ImageFileContent:
 
 @attrs.frozen(kw_only=True)
 class ImageUrl:
-    """An image on the web; *detail* is ``auto``, ``low`` or ``high``."""
+    """An image on the web; *detail* is `auto`, `low` or `high`."""
 
     url: str
     detail: str | None = None
@@ -765,7 +1104,7 @@ class MessageRequest:
     """A message to add to a thread before a run.
 
     Attributes:
-        role: ``user`` or ``assistant``.
+        role: `user` or `assistant`.
         content: Text, or a list of text and image parts.
         attachments: Files for the code interpreter or file search.
         metadata: At most 16 string pairs.
@@ -780,12 +1119,14 @@ class MessageRequest:
 
 @attrs.frozen(kw_only=True)
 class ThreadRequest:
-    """The thread that :meth:`~openai_runs.Runs.create_thread_and_run` creates.
+    """The thread that `create_thread_and_run` creates.
+
+    See [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
 
     Attributes:
         messages: The messages to start the thread with.
         tool_resources: Files and vector stores for the tools, as the API
-            takes them (``{"code_interpreter": {"file_ids": [...]}}``).
+            takes them (`{"code_interpreter": {"file_ids": [...]}}`).
         metadata: At most 16 string pairs.
     """
 
@@ -807,8 +1148,461 @@ class Page(Generic[T]):
     """
 
     data: list[T]
-    object: str = "list"
+    # `list` from OpenAI; Azure AI Foundry's pages have no `object` key.
+    object: str | None = None
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+    extra: dict[str, Any] = _extra()
+
+
+# --- Threads and messages -----------------------------------------------------
+
+
+class MessageStatus(StrEnum):
+    """The statuses of a message that this version knows."""
+
+    IN_PROGRESS = "in_progress"
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+
+
+@attrs.frozen(kw_only=True)
+class Thread:
+    """A thread: the conversation that runs read and add messages to.
+
+    Attributes:
+        id: The thread's id, ``thread_…``.
+        created_at: When it was created, in Unix seconds.
+        tool_resources: Files and vector stores for the tools, as the API
+            sends them.
+        metadata: At most 16 string pairs.
+    """
+
+    id: str
+    object: str = "thread"
+    created_at: int
+    tool_resources: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class DeletedThread:
+    """What deleting a thread answers.
+
+    Attributes:
+        id: The thread's id.
+        deleted: Whether the thread is gone.
+    """
+
+    id: str
+    object: str = "thread.deleted"
+    deleted: bool
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class DeletedMessage:
+    """What deleting a message answers.
+
+    Attributes:
+        id: The message's id.
+        deleted: Whether the message is gone.
+    """
+
+    id: str
+    object: str = "thread.message.deleted"
+    deleted: bool
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileCitation:
+    """The file a citation quotes."""
+
+    file_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileCitationAnnotation:
+    """A quote from a file that file search found, at *start_index*..*end_index*.
+
+    Attributes:
+        text: The text in the message that the annotation replaces.
+    """
+
+    text: str
+    file_citation: FileCitation
+    start_index: int
+    end_index: int
+    type: str = "file_citation"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FilePath:
+    """A file the code interpreter wrote."""
+
+    file_id: str
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FilePathAnnotation:
+    """A link to a file the code interpreter wrote, at *start_index*..*end_index*."""
+
+    text: str
+    file_path: FilePath
+    start_index: int
+    end_index: int
+    type: str = "file_path"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownAnnotation:
+    """An annotation of a type this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+Annotation = FileCitationAnnotation | FilePathAnnotation | UnknownAnnotation
+
+
+@attrs.frozen(kw_only=True)
+class Text:
+    """The text of a message part and its annotations."""
+
+    # Defaults: a snapshot rebuilt from deltas may lack what a delta never sent.
+    value: str = ""
+    annotations: list[Annotation] = attrs.field(factory=list)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextPart:
+    """A text part of a message.
+
+    The request side's text part is [TextContent][openai_runs.models.TextContent].
+    """
+
+    text: Text
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalPart:
+    """The model's refusal to answer, in place of text."""
+
+    refusal: str
+    type: str = "refusal"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownPart:
+    """A message part of a type this version does not know; its data is in *extra*."""
+
+    type: str
+    extra: dict[str, Any] = _extra()
+
+
+MessagePart = TextPart | ImageFileContent | ImageUrlContent | RefusalPart | UnknownPart
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """A message in a thread, from the user or the assistant.
+
+    Attributes:
+        id: The message's id, ``msg_…``.
+        thread_id: The thread it belongs to.
+        status: A [MessageStatus][openai_runs.models.MessageStatus], or the
+            plain string of a newer one.
+        role: ``user`` or ``assistant``.
+        content: Its parts, each a variant chosen by its ``type``.
+        assistant_id: The assistant that wrote it, for an assistant's message.
+        run_id: The run that wrote it, for an assistant's message.
+        extra: Keys the API sent that this version does not know.
+    """
+
+    id: str
+    object: str = "thread.message"
+    created_at: int
+    thread_id: str
+    # The API reference's message examples lack the four fields below,
+    # although MessageObject requires them: they default here.
+    status: MessageStatus | str = MessageStatus.COMPLETED
+    incomplete_details: IncompleteDetails | None = None
+    completed_at: int | None = None
+    incomplete_at: int | None = None
+    role: str
+    content: list[MessagePart] = attrs.field(factory=list)
+    assistant_id: str | None = None
+    run_id: str | None = None
+    attachments: list[Attachment] | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = _extra()
+
+    @property
+    def text(self) -> str:
+        """The values of the message's text parts, joined: what most callers want."""
+        return "".join(
+            part.text.value for part in self.content if isinstance(part, TextPart)
+        )
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal parts joined, or *None* when the model did not refuse."""
+        parts = [p.refusal for p in self.content if isinstance(p, RefusalPart)]
+        return "".join(parts) if parts else None
+
+
+# --- Stream deltas ------------------------------------------------------------
+# Deltas carry only what changed: every field but ``index`` and ``type`` may be
+# missing, so every field here is optional.
+
+
+@attrs.frozen(kw_only=True)
+class AnnotationDelta:
+    """A piece of an annotation; *index* names the annotation it extends.
+
+    *file_citation* (``file_id``, and ``quote``, which the full annotation
+    lacks) and *file_path* (``file_id``) stay as the API sends them.
+    """
+
+    index: int
+    type: str
+    text: str | None = None
+    start_index: int | None = None
+    end_index: int | None = None
+    file_citation: dict[str, Any] | None = None
+    file_path: dict[str, Any] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextDelta:
+    """A fragment of text to append, and any annotations that came with it."""
+
+    value: str | None = None
+    annotations: list[AnnotationDelta] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class TextPartDelta:
+    """A change to the text part at *index* of a message."""
+
+    index: int
+    text: TextDelta | None = None
+    type: str = "text"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RefusalPartDelta:
+    """A fragment of a refusal, for the part at *index*."""
+
+    index: int
+    refusal: str | None = None
+    type: str = "refusal"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageFilePartDelta:
+    """An image file part at *index* (``file_id``, ``detail`` as sent)."""
+
+    index: int
+    image_file: dict[str, Any] | None = None
+    type: str = "image_file"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ImageUrlPartDelta:
+    """An image URL part at *index* (``url``, ``detail`` as sent)."""
+
+    index: int
+    image_url: dict[str, Any] | None = None
+    type: str = "image_url"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownPartDelta:
+    """A change to a part of a type this version does not know."""
+
+    type: str
+    index: int | None = None
+    extra: dict[str, Any] = _extra()
+
+
+MessagePartDelta = (
+    TextPartDelta
+    | RefusalPartDelta
+    | ImageFilePartDelta
+    | ImageUrlPartDelta
+    | UnknownPartDelta
+)
+
+
+@attrs.frozen(kw_only=True)
+class MessageDeltaBody:
+    """What changed in a message: its role, or parts by index."""
+
+    role: str | None = None
+    content: list[MessagePartDelta] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class MessageDelta:
+    """The data of a ``thread.message.delta`` event.
+
+    Attributes:
+        id: The message that changed.
+        delta: What changed.
+    """
+
+    id: str
+    object: str = "thread.message.delta"
+    delta: MessageDeltaBody
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionDelta:
+    """Pieces of a function call: *name* first, then *arguments* fragments."""
+
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCallDelta:
+    """A change to the function call at *index*; the first brings its *id*."""
+
+    index: int
+    id: str | None = None
+    function: FunctionDelta | None = None
+    type: str = "function"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterDelta:
+    """Pieces of a code interpreter call: *input* fragments, outputs as sent."""
+
+    input: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CodeInterpreterCallDelta:
+    """A change to the code interpreter call at *index*."""
+
+    index: int
+    id: str | None = None
+    code_interpreter: CodeInterpreterDelta | None = None
+    type: str = "code_interpreter"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class FileSearchCallDelta:
+    """A change to the file search call at *index* (its data as sent)."""
+
+    index: int
+    id: str | None = None
+    file_search: dict[str, Any] = attrs.field(factory=dict)
+    type: str = "file_search"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class UnknownToolCallDelta:
+    """A change to a tool call of a type this version does not know."""
+
+    type: str
+    index: int | None = None
+    id: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+ToolCallDelta = (
+    FunctionCallDelta
+    | CodeInterpreterCallDelta
+    | FileSearchCallDelta
+    | UnknownToolCallDelta
+)
+
+
+@attrs.frozen(kw_only=True)
+class MessageCreationDelta:
+    """A ``message_creation`` step's details (``message_id`` as sent)."""
+
+    message_creation: dict[str, Any] | None = None
+    type: str = "message_creation"
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ToolCallsDelta:
+    """A ``tool_calls`` step's new tool calls or pieces of them, by index."""
+
+    tool_calls: list[ToolCallDelta] | None = None
+    type: str = "tool_calls"
+    extra: dict[str, Any] = _extra()
+
+
+StepDetailsDelta = MessageCreationDelta | ToolCallsDelta | UnknownStepDetails
+
+
+@attrs.frozen(kw_only=True)
+class RunStepDeltaBody:
+    """What changed in a run step."""
+
+    step_details: StepDetailsDelta | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class RunStepDelta:
+    """The data of a ``thread.run.step.delta`` event.
+
+    Attributes:
+        id: The step that changed.
+        delta: What changed.
+    """
+
+    id: str
+    object: str = "thread.run.step.delta"
+    delta: RunStepDeltaBody
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ErrorObject:
+    """The data of an ``error`` event: the API's error, not wrapped in ``error``.
+
+    Attributes:
+        message: What went wrong.
+        type: The error's type, such as ``server_error``.
+        code: A machine-readable code, if any.
+        param: The parameter at fault, if any.
+    """
+
+    message: str
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
     extra: dict[str, Any] = _extra()

@@ -38,6 +38,7 @@ FAULTS = (
     "html_504",
     "not_a_run",  # valid JSON of the wrong shape, with the upstream's request id
     "huge_steps",  # a 100-step page with file-search result content
+    "cut_stream",  # the body passed on as it comes, reset after `cut_after` events
 )
 
 HOP_BY_HOP = frozenset(
@@ -65,9 +66,15 @@ class FaultProxy:
     """
 
     def __init__(
-        self, upstream: str, *, trickle_pause: float = 0.05, hang_for: float = 30.0
+        self,
+        upstream: str,
+        *,
+        trickle_pause: float = 0.05,
+        hang_for: float = 30.0,
+        cut_after: int = 6,
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.cut_after = cut_after
         self.trickle_pause = trickle_pause
         self.hang_for = hang_for
         self.requests = 0
@@ -170,6 +177,8 @@ class FaultProxy:
             reason = "Bad Gateway" if status == 502 else "Gateway Time-out"
             page = GATEWAY_PAGE.format(status=status, reason=reason)
             return web.Response(status=status, text=page, content_type="text/html")
+        if fault == "cut_stream":
+            return await self._cut_stream(request)
         try:
             status, headers, body = await self._forward(request)
         except aiohttp.ClientError:  # the upstream dropped us: a gateway's 502
@@ -209,6 +218,34 @@ class FaultProxy:
             return response
         _drop(request, reset=fault == "reset_body")
         raise asyncio.CancelledError
+
+    async def _cut_stream(self, request: web.Request) -> web.StreamResponse:
+        """Pass a server-sent event stream on as it comes; reset it mid-way."""
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.raw_path,
+            headers=headers,
+            data=await request.read(),
+        ) as upstream:
+            kept = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP
+            }
+            response = web.StreamResponse(status=upstream.status, headers=kept)
+            await response.prepare(request)
+            events, pending = 0, b""
+            async for chunk in upstream.content.iter_any():
+                *complete, pending = (pending + chunk).split(b"\n\n")
+                for event in complete:
+                    await response.write(event + b"\n\n")
+                    events += 1
+                    if events >= self.cut_after:
+                        await asyncio.sleep(0.01)  # let them reach the client
+                        _drop(request, reset=True)
+                        raise asyncio.CancelledError
+            await response.write_eof()
+            return response
 
 
 def _drop(request: web.Request, *, reset: bool) -> None:

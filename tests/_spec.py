@@ -18,14 +18,17 @@ from typing import Any
 import jsonschema
 
 SPEC_PATH = Path(__file__).with_name("runs.openapi.json")
+RUNS = SPEC_PATH.name
+THREADS = "threads-messages.openapi.json"
+"""The Threads and Messages extract (see ``threads-messages.openapi.json.md``)."""
 
 _COMPONENTS = "#/components/schemas/"
 
 
 @functools.cache
-def spec() -> dict[str, Any]:
-    """The OpenAPI document, parsed once."""
-    return json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+def spec(document: str = RUNS) -> dict[str, Any]:
+    """The OpenAPI *document* (a file name beside this one), parsed once."""
+    return json.loads(SPEC_PATH.with_name(document).read_text(encoding="utf-8"))
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -72,20 +75,20 @@ def _convert(node: Any) -> Any:
 
 
 @functools.cache
-def _defs() -> dict[str, Any]:
+def _defs(document: str) -> dict[str, Any]:
     return {
         name: _convert(schema)
-        for name, schema in spec()["components"]["schemas"].items()
+        for name, schema in spec(document)["components"]["schemas"].items()
     }
 
 
-def json_schema(schema_name: str) -> dict[str, Any]:
+def json_schema(schema_name: str, document: str = RUNS) -> dict[str, Any]:
     """The component *schema_name* as a self-contained JSON Schema 2020-12.
 
     Every component is carried along in ``$defs`` so references resolve.
     Returns a fresh dict each call; callers may change it.
     """
-    defs = _defs()
+    defs = _defs(document)
     return json.loads(
         json.dumps(
             {
@@ -97,22 +100,24 @@ def json_schema(schema_name: str) -> dict[str, Any]:
     )
 
 
-def validator(schema_name: str) -> jsonschema.Draft202012Validator:
+def validator(
+    schema_name: str, document: str = RUNS
+) -> jsonschema.Draft202012Validator:
     """A ``jsonschema`` validator for the component *schema_name*."""
-    return jsonschema.Draft202012Validator(json_schema(schema_name))
+    return jsonschema.Draft202012Validator(json_schema(schema_name, document))
 
 
-def operations() -> list[tuple[str, str, dict[str, Any]]]:
+def operations(document: str = RUNS) -> list[tuple[str, str, dict[str, Any]]]:
     """Every operation of the document as ``(method, path, operation)``."""
     return [
         (method, path, op)
-        for path, item in spec()["paths"].items()
+        for path, item in spec(document)["paths"].items()
         for method, op in item.items()
         if isinstance(op, dict) and "operationId" in op
     ]
 
 
-def response_examples() -> list[tuple[str, str, str]]:
+def response_examples(document: str = RUNS) -> list[tuple[str, str, str]]:
     """The API reference's example responses: ``(label, schema name, JSON text)``.
 
     Each operation's ``x-oaiMeta.examples`` is one example or a list of titled
@@ -121,7 +126,7 @@ def response_examples() -> list[tuple[str, str, str]]:
     that of the operation's 200 response.
     """
     found = []
-    for _method, _path, op in operations():
+    for _method, _path, op in operations(document):
         examples = op.get("x-oaiMeta", {}).get("examples")
         if examples is None:
             continue
@@ -140,10 +145,10 @@ def response_examples() -> list[tuple[str, str, str]]:
     return found
 
 
-def schema_examples() -> list[tuple[str, str]]:
+def schema_examples(document: str = RUNS) -> list[tuple[str, str]]:
     """The components' own examples: ``(schema name, JSON text)``."""
     return [
         (name, schema["x-oaiMeta"]["example"])
-        for name, schema in spec()["components"]["schemas"].items()
+        for name, schema in spec(document)["components"]["schemas"].items()
         if "example" in schema.get("x-oaiMeta", {})
     ]

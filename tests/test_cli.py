@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openai_runs._cli import main
-from openai_runs.testing import Emulator, FunctionCall, RunScript
+from openai_runs.testing import Emulator, RunScript, ScriptedCall
 
 KEY = "sk-cli-test"
+# The installed console script: what a user types.
+OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 
 
 @pytest.fixture(name="emu", scope="module")
@@ -124,7 +132,7 @@ def test_step_shows_one_step(emu: Emulator, capsys: pytest.CaptureFixture[str]) 
         (RunScript.failed(after=0.05), 3, "failed"),
         (RunScript.incomplete(after=0.05), 6, "incomplete"),
         (
-            RunScript.requires_action(FunctionCall("f"), after=0.05),
+            RunScript.requires_action(ScriptedCall("f"), after=0.05),
             8,
             "requires_action",
         ),
@@ -280,3 +288,282 @@ def test_entry_point_serves_and_answers() -> None:
     assert result.returncode == 1
     assert "No thread found" in result.stderr or "not found" in result.stderr.lower()
     assert f"http://127.0.0.1:{port}/v1" in server_err
+
+
+def entry_point(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `openai-runs` command."""
+    return subprocess.run(
+        [OPENAI_RUNS, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """Run `openai-runs serve --port 0 ARGS`; yield its URL once it listens."""
+    server = subprocess.Popen(
+        [OPENAI_RUNS, "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        announced = server.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", announced)
+        assert url is not None, announced
+        yield url.group(0)
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, rest = server.communicate(timeout=10)
+    assert "Traceback" not in rest
+
+
+def new_thread(url: str, key: str | None) -> int:
+    """POST /threads with *key*; return the HTTP status."""
+    headers = {"OpenAI-Beta": "assistants=v2", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(f"{url}/threads", b"{}", headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_serve_accepts_any_key_by_default() -> None:
+    """serve without --key answers a client whatever key it sends, as moto does."""
+    with serving() as url:
+        assert new_thread(url, "sk-whatever-the-environment-has") == 200
+        assert new_thread(url, "another") == 200
+
+
+def test_serve_key_requires_that_key() -> None:
+    """serve --key KEY answers 401 to any other key, and 200 to KEY."""
+    with serving("--key", "sk-right") as url:
+        assert new_thread(url, "sk-wrong") == 401
+        assert new_thread(url, None) == 401
+        assert new_thread(url, "sk-right") == 200
+
+
+def test_serve_help_lists_only_options_that_work() -> None:
+    """serve --help offers --host, --port and --key, and no client options it would ignore."""
+    result = entry_point("serve", "--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--key"):
+        assert option in result.stdout
+    for ignored in ("--base-url", "--api-key", "--json"):
+        assert ignored not in result.stdout
+    assert entry_point("serve", "--json").returncode == 2
+
+
+def test_serve_on_a_busy_port_fails_before_announcing() -> None:
+    """serve on a taken port exits 1 with one error line and never says it is serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = entry_point("serve", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert "Serving" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot serve" in result.stderr
+
+
+def test_create_starts_a_bare_run_on_a_thread(emu: Emulator) -> None:
+    """create THREAD --assistant ID starts a run there and prints it; --json the API object."""
+    thread = emu.create_thread()
+    result = entry_point(
+        "create", thread, "--assistant", "asst_cli", "--metadata", "team=cli"
+    )
+    assert result.returncode == 0, result.stderr
+    run_id, status = result.stdout.splitlines()[0].split()
+    assert status == "queued"
+    assert emu.retrieve(run_id)["metadata"] == {"team": "cli"}
+    as_json = entry_point("create", thread, "--assistant", "asst_cli", "--json")
+    run = json.loads(as_json.stdout)
+    assert (run["object"], run["thread_id"], run["assistant_id"]) == (
+        "thread.run",
+        thread,
+        "asst_cli",
+    )
+
+
+def test_create_needs_an_assistant(emu: Emulator) -> None:
+    """create without --assistant is a usage error, and no run is started."""
+    thread = emu.create_thread()
+    result = entry_point("create", thread)
+    assert result.returncode == 2
+    assert "--assistant" in result.stderr
+
+
+def test_demo_json_prints_each_run_as_json() -> None:
+    """demo --json prints a JSON array, one object per run with its final status."""
+    result = entry_point("demo", "--json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert len(runs) == 8
+    by_script = {run["script"]: run for run in runs}
+    assert by_script["completes quickly"]["status"] == "completed"
+    assert (
+        by_script["fails: server error"]["run"]["last_error"]["code"] == "server_error"
+    )
+    assert (
+        by_script["never ends: cancelled on timeout"]["note"] == "timed out, cancelled"
+    )
+
+
+@pytest.mark.parametrize(
+    "option", [["--api-key", "sk-x"], ["--assistant-id", "asst_x"]]
+)
+def test_demo_refuses_server_options_without_a_server(option: list[str]) -> None:
+    """demo's --api-key and --assistant-id are for --base-url; alone they are a usage error."""
+    result = entry_point("demo", *option)
+    assert result.returncode == 2
+    assert "needs --base-url" in result.stderr
+
+
+def test_a_base_url_without_v1_gets_a_hint(emu: Emulator) -> None:
+    """A 404 'Invalid URL' from a base URL that lacks /v1 says to add it."""
+    thread, run = new_run(emu, RunScript.completed(after=0))
+    bare = emu.url.removesuffix("/v1")
+    result = entry_point("get", thread, run, env={"OPENAI_BASE_URL": bare})
+    assert result.returncode == 1
+    assert "Invalid URL" in result.stderr
+    assert f"hint: the base URL {bare} has no /v1" in result.stderr
+
+
+@pytest.mark.parametrize("swap", ["both", "run twice"])
+def test_swapped_ids_get_a_hint(emu: Emulator, swap: str) -> None:
+    """A run id given where the thread id goes is named as such in a hint."""
+    thread, run = new_run(emu, RunScript.completed(after=0))
+    ids = [run, thread] if swap == "both" else [run, run]
+    result = entry_point("get", *ids)
+    assert result.returncode == 1
+    assert f"hint: THREAD '{run}' looks like a run id" in result.stderr
+
+
+def test_a_right_call_gets_no_hint(emu: Emulator) -> None:
+    """A 404 for a run that does not exist, with the ids in order, has no hint."""
+    thread = emu.create_thread()
+    result = entry_point("get", thread, "run_missing")
+    assert result.returncode == 1
+    assert "hint" not in result.stderr
+
+
+def test_watch_timeout_zero_looks_once(emu: Emulator) -> None:
+    """watch --timeout 0 reports a finished run by its exit code, and a live one as timed out."""
+    done = new_run(emu, RunScript.failed(after=0))
+    result = entry_point("watch", *done, "--timeout", "0")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "failed"
+    live = new_run(emu, RunScript.endless())
+    result = entry_point("watch", *live, "--timeout", "0")
+    assert result.returncode == 7
+    assert "has not ended" in result.stderr
+    assert result.stdout.splitlines()[0].split()[1] == "in_progress"
+
+
+def test_update_refuses_an_empty_metadata_key(emu: Emulator) -> None:
+    """update --metadata =VALUE is a usage error; the run's metadata is untouched."""
+    thread, run = new_run(emu, RunScript.endless(), metadata={"keep": "me"})
+    result = entry_point("update", thread, run, "--metadata", "=value")
+    assert result.returncode == 2
+    assert "empty key" in result.stderr
+    assert emu.retrieve(run)["metadata"] == {"keep": "me"}
+
+
+def test_stream_prints_the_reply_as_it_comes(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream THREAD --assistant ID prints the assistant's text and exits 0."""
+    from openai_runs.testing._script import DEFAULT_REPLY  # noqa: PLC0415
+
+    thread = emu.create_thread()
+    code, out, err = cli(capsys, "stream", thread, "--assistant", "asst_cli")
+    assert code == 0
+    assert out == DEFAULT_REPLY + "\n"
+    assert "completed" in err
+
+
+def test_stream_json_prints_one_event_per_line(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --json prints each event as one JSON line, in order."""
+    thread = emu.create_thread()
+    code, out, _ = cli(capsys, "stream", thread, "--assistant", "asst_cli", "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "thread.run.created"
+    assert events[0]["data"]["thread_id"] == thread
+    assert events[-1]["event"] == "thread.run.completed"
+    assert any(e["event"] == "thread.message.delta" for e in events)
+
+
+def test_stream_timeout_exits_7(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stream --timeout shorter than the run (a second) exits with the timeout code."""
+    thread = emu.create_thread()
+    code, _, err = cli(
+        capsys, "stream", thread, "--assistant", "asst_cli", "--timeout", "0.3"
+    )
+    assert code == 7
+    assert "did not end within" in err
+
+
+@contextlib.contextmanager
+def emulator_env(script: RunScript) -> Iterator[tuple[Emulator, dict[str, str]]]:
+    """An emulator whose runs follow *script*, and the environment to reach it."""
+    emulator = Emulator(default_script=script, poll_after_ms=20, api_key=None)
+    with emulator.running_in_thread():
+        yield emulator, {"OPENAI_BASE_URL": emulator.url, "OPENAI_API_KEY": "sk-any"}
+
+
+def test_run_says_a_message_and_prints_the_reply() -> None:
+    """run --assistant ID MESSAGE makes a thread, adds the message, runs and prints the reply."""
+    script = RunScript.completed(after=0.1, reply="Bonjour.")
+    with emulator_env(script) as (_, env):
+        result = entry_point("run", "--assistant", "asst_cli", "Hello", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Bonjour."
+    assert "completed" in result.stderr
+    assert re.search(r"thread thread_\w+  run run_\w+", result.stderr)
+
+
+def test_run_json_prints_the_finished_run() -> None:
+    """run --json prints the final run as the API's JSON, not the reply."""
+    with emulator_env(RunScript.completed(after=0.1)) as (_, env):
+        result = entry_point("run", "--assistant", "asst_cli", "Hi", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert (run["object"], run["status"], run["assistant_id"]) == (
+        "thread.run",
+        "completed",
+        "asst_cli",
+    )
+
+
+def test_run_goes_on_with_a_thread() -> None:
+    """run --thread ID adds the message to that thread and runs it there."""
+    with emulator_env(RunScript.completed(after=0.1)) as (emulator, env):
+        thread = emulator.create_thread()
+        result = entry_point(
+            "run", "--assistant", "a", "--thread", thread, "Again", "--json", env=env
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["thread_id"] == thread
+
+
+def test_run_that_fails_exits_with_its_code() -> None:
+    """A run that fails prints how it ended and exits 3, as watch does."""
+    script = RunScript.failed(after=0.1, code="server_error", message="Boom.")
+    with emulator_env(script) as (_, env):
+        result = entry_point("run", "--assistant", "a", "Hello", env=env)
+    assert result.returncode == 3
+    assert "server_error: Boom." in result.stdout

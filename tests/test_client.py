@@ -7,6 +7,9 @@ import contextlib
 import json
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -1468,3 +1471,47 @@ def test_a_closed_caller_session_is_a_typed_error() -> None:
         assert server.seen == []
 
     asyncio.run(main())
+
+
+# A hook on the public converter is global state: it is registered in a
+# process of its own, so no other test sees it.
+_USER_HOOK = textwrap.dedent(
+    """
+    import asyncio
+
+    from openai_runs import Run, RunsClient, RunStatus, converter
+    from openai_runs.testing import Emulator, RunScript
+
+    converter.register_structure_hook(RunStatus | str, lambda value, _: "mine")
+    converter.register_structure_hook(Run, lambda value, _: "not a run")
+
+
+    async def main() -> None:
+        async with Emulator() as emu:
+            created = emu.create_run(script=RunScript.endless())
+            assert converter.structure(created, Run) == "not a run"
+            async with RunsClient(base_url=emu.url, api_key=emu.api_key) as client:
+                run = await client.runs.retrieve(created["thread_id"], created["id"])
+                assert isinstance(run, Run), run
+                assert run.status is RunStatus.IN_PROGRESS, run.status
+                page = await client.runs.list(created["thread_id"])
+                assert page.data[0].status is RunStatus.IN_PROGRESS
+        print("isolated")
+
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_hook_on_the_public_converter_does_not_change_client_parsing() -> None:
+    """A user's hook on openai_runs.converter applies to their structure calls only."""
+    result = subprocess.run(
+        [sys.executable, "-c", _USER_HOOK],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "isolated"

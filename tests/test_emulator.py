@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Coroutine
@@ -18,12 +22,11 @@ from _spec import validator
 from openai_runs.testing import (
     Emulator,
     Fault,
-    FunctionCall,
     ManualClock,
     Phase,
     RunScript,
+    ScriptedCall,
     SystemClock,
-    run_server,
 )
 
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -306,7 +309,7 @@ def test_scripted_tool_calls_are_asked_for() -> None:
     """A requires_action phase asks for exactly the scripted function calls."""
 
     async def main() -> None:
-        call = FunctionCall("lookup_order", '{"id": 7}')
+        call = ScriptedCall("lookup_order", '{"id": 7}')
         script = RunScript.requires_action(call, after=0)
         async with emulated(default_script=script) as (_, api):
             r = await api.get(await api.create())
@@ -462,14 +465,14 @@ def test_metadata_limits(metadata: Any, param: str) -> None:
     [
         ({"assistant_id": "a", "colour": "red"}, "Unrecognized request argument"),
         ({}, "Missing required parameter: 'assistant_id'."),
-        ({"assistant_id": 1}, "Invalid 'assistant_id'"),
-        ({"assistant_id": "a", "stream": True}, "does not stream"),
+        ({"assistant_id": 1}, "Invalid type for 'assistant_id'"),
+        ({"assistant_id": "a", "stream": "yes"}, "Invalid type for 'stream'"),
         ({"assistant_id": "a", "temperature": 3}, "Invalid 'temperature'"),
-        ({"assistant_id": "a", "top_p": "high"}, "Invalid 'top_p'"),
+        ({"assistant_id": "a", "top_p": "high"}, "Invalid type for 'top_p'"),
         ({"assistant_id": "a", "max_prompt_tokens": 10}, "Invalid 'max_prompt"),
         ({"assistant_id": "a", "tools": [{"type": "web"}]}, "tools[0].type"),
-        ({"assistant_id": "a", "tools": [{"type": "function"}]}, "needs a name"),
-        ({"assistant_id": "a", "thread": {"x": 1}}, "Invalid 'thread'"),
+        ({"assistant_id": "a", "tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"assistant_id": "a", "thread": {"x": 1}}, "Unknown parameter: 'thread.x'"),
         ([1], "must be a JSON object"),
     ],
 )
@@ -600,10 +603,13 @@ def test_list_runs_pages_like_the_api() -> None:
     """limit, order, after, before, has_more, first_id and last_id work as the API's."""
 
     async def main() -> None:
-        async with emulated() as (_, api):
+        async with emulated() as (emu, api):
             thread = await api.call("POST", "/threads", json={})
             t = thread["id"]
-            ids = [(await api.create(t))["id"] for _ in range(5)]
+            ids = []
+            for _ in range(5):
+                ids.append((await api.create(t))["id"])
+                advance(emu, 2)  # the thread takes one active run at a time
             path = f"/threads/{t}/runs"
 
             async def page(**params: Any) -> Any:
@@ -950,27 +956,33 @@ def test_ten_thousand_runs_need_no_tasks() -> None:
     run(main())
 
 
-def test_run_server_serves_until_cancelled() -> None:
-    """run_server serves an emulator on loopback until its task is cancelled."""
+def test_serve_blocks_serving_until_interrupted() -> None:
+    """serve() serves on loopback until Ctrl-C, then returns quietly."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = f"from openai_runs.testing import serve; serve(port={port})"
+    server = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True
+    )
+    try:
 
-    async def main() -> None:
-        emu = Emulator(clock=ManualClock())
-        task = asyncio.create_task(run_server(emu, port=0))
-        for _ in range(500):  # until the server has bound its port
-            await asyncio.sleep(0.01)
-            try:
-                url = emu.url
-            except RuntimeError:
-                continue
-            break
-        assert url.startswith("http://127.0.0.1:")
-        async with aiohttp.ClientSession() as session:
-            await Api(emu, session).call("POST", "/threads", json={})
-        task.cancel()
-        await asyncio.wait([task])
-        assert task.cancelled()
+        async def main() -> int:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(400):  # until the server has bound its port
+                    with contextlib.suppress(aiohttp.ClientConnectionError):
+                        url = f"http://127.0.0.1:{port}/_emulator/stats"
+                        async with session.get(url) as answer:
+                            return answer.status
+                    await asyncio.sleep(0.025)
+            return 0
 
-    run(main())
+        assert run(main()) == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.emulator(clock=ManualClock(), default_script=RunScript.completed(1))

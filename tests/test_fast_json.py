@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openai_runs import _client
+from openai_runs import _json
 
 orjson = pytest.importorskip("orjson")
 
@@ -52,7 +52,7 @@ def _outcome(loads: Any, raw: bytes) -> tuple[str, str]:
 )
 def test_orjson_decodes_what_json_loads_decodes(raw: bytes) -> None:
     """Big integers, NaN, lone surrogates, UTF-16 and bad bodies decode (or fail) alike."""
-    assert _outcome(_client._orjson_loads, raw) == _outcome(json.loads, raw)
+    assert _outcome(_json._orjson_loads, raw) == _outcome(json.loads, raw)
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,9 +64,9 @@ def test_orjson_agrees_with_json_loads_on_any_document(
     raw = json.dumps(doc, ensure_ascii=ascii_only, indent=indent).encode(
         "utf-8", "surrogatepass"
     )
-    assert _outcome(_client._orjson_loads, raw) == _outcome(json.loads, raw)
+    assert _outcome(_json._orjson_loads, raw) == _outcome(json.loads, raw)
 
 
 def test_orjson_is_used_when_installed() -> None:
     """With orjson importable, bodies are decoded through it."""
-    assert _client._loads is _client._orjson_loads
+    assert _json._decode is _json._orjson_loads

@@ -15,7 +15,11 @@ import logging
 import shutil
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+import traceback
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -25,13 +29,16 @@ import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from openai_runs import RetryPolicy, Run, RunsClient, RunStep
+from openai_runs import PollPolicy, Response, RetryPolicy, Run, RunsClient, RunStep
 from openai_runs import exceptions as exc
 from openai_runs._client import _parse
-from openai_runs.models import Page
+from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
+from openai_runs._json import MAX_DEPTH
+from openai_runs.auth import ApiKeyAuth, BearerAuth, TokenAuth
+from openai_runs.models import Page, as_datetime
 
 KEY = "sk-hostile-SECRET-abcdef0123456789"
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -588,3 +595,538 @@ def test_tls_is_verified_unless_the_caller_brings_a_session(
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+# -- hostile servers: depth, size, numbers ----------------------------------------
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Handler, session: aiohttp.ClientSession | None = None, **options: Any
+) -> AsyncIterator[RunsClient]:
+    """A client of a loopback server that answers every request with *handler*."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    options.setdefault("max_retries", 0)
+    async with (
+        TestServer(app, host="127.0.0.1") as http,
+        RunsClient(
+            api_key=KEY, base_url=str(http.make_url("/v1")), session=session, **options
+        ) as client,
+    ):
+        yield client
+
+
+def answering(body: bytes, status: int = 200, **headers: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, status=status, headers=headers)
+
+    return handler
+
+
+def nested(depth: int, opener: str = "[", closed: bool = True) -> bytes:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return (opener * depth + "1" + (closer * depth if closed else "")).encode()
+
+
+DEEP_BODIES = [
+    nested(5000),
+    nested(1100),
+    nested(5000, closed=False),
+    nested(3000, '{"a":'),
+    b'{"id": "run_1", "extra": ' + nested(2000) + b"}",
+]
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES, ids=lambda b: f"{len(b)}B")
+@pytest.mark.parametrize("status", [200, 400, 500])
+def test_deeply_nested_bodies_are_typed_errors(body: bytes, status: int) -> None:
+    """A body nested thousands deep is an APIResponseError, never a RecursionError."""
+
+    async def main() -> None:
+        async with serving(answering(body, status)) as client:
+            with pytest.raises(exc.APIResponseError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+            assert isinstance(info.value, _json_error_type(status))
+            assert len(info.value.excerpt) <= exc.EXCERPT_LIMIT
+            # A watch may keep trying until its deadline; it still ends typed.
+            with pytest.raises(exc.OpenAIRunsError):
+                await client.runs.poll("thread_1", "run_1", timeout=0.3)
+            repr(info.value)
+            str(info.value)
+
+    asyncio.run(main())
+
+
+def _json_error_type(status: int) -> type[exc.APIResponseError]:
+    return exc.APIDecodeError if status < 300 else exc.APIStatusError
+
+
+CLOSERS = {"[": "]", '{"k":': "}", '[1,{"s":"]]}}","t":': "}]"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    depth=st.integers(1, 3000),
+    openers=st.lists(st.sampled_from(sorted(CLOSERS)), min_size=1),
+    closed=st.booleans(),
+)
+def test_any_nesting_decodes_or_is_a_decode_error(
+    depth: int, openers: list[str], closed: bool
+) -> None:
+    """Documents of any depth, even with brackets in strings, parse or raise APIDecodeError."""
+    chosen = [openers[i % len(openers)] for i in range(depth)]
+    closers = "".join(CLOSERS[o] for o in reversed(chosen)) if closed else ""
+    raw = ("".join(chosen) + "1" + closers).encode()
+    try:
+        value = _parse(raw, Any, 200, {})
+    except exc.APIDecodeError:
+        return
+    assert closed
+    json.dumps(value)
+    repr(value)
+
+
+def test_moderately_deep_bodies_still_parse() -> None:
+    """Nesting up to MAX_DEPTH levels (far beyond any API object) still decodes."""
+    raw = b'{"id": "run_1", "x": ' + nested(MAX_DEPTH - 1) + b"}"
+    assert _parse(raw, dict, 200, {})["id"] == "run_1"  # type: ignore[type-abstract]
+    with pytest.raises(exc.APIDecodeError, match="nested deeper"):
+        _parse(b'{"x": ' + nested(MAX_DEPTH) + b"}", Any, 200, {})
+
+
+def gzip_bomb(size: int) -> bytes:
+    """*size* zero bytes, gzipped a MiB at a time (a few KB per 10 MiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"0" * (1 << 20)
+    parts = [packer.compress(chunk) for _ in range(size >> 20)]
+    return b"".join([*parts, packer.flush()])
+
+
+@pytest.mark.parametrize("limit", [None, 1 << 20])
+def test_a_compressed_answer_cannot_fill_the_memory(limit: int | None) -> None:
+    """A gzip bomb stops at max_response_bytes (16 MiB by default): typed, memory bounded."""
+    bomb = gzip_bomb(64 << 20)
+    assert len(bomb) < 200_000
+    options = {} if limit is None else {"max_response_bytes": limit}
+
+    async def main() -> exc.ResponseTooLargeError:
+        handler = answering(bomb, **{"Content-Encoding": "gzip"})
+        async with serving(handler, **options) as client:
+            tracemalloc.start()
+            try:
+                with pytest.raises(exc.ResponseTooLargeError) as info:
+                    await client.runs.retrieve("thread_1", "run_1")
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert peak < 3 * (limit or DEFAULT_MAX_RESPONSE_BYTES)
+        return info.value
+
+    error = asyncio.run(main())
+    assert isinstance(error, exc.APIDecodeError)
+    assert error.limit == (limit or DEFAULT_MAX_RESPONSE_BYTES)
+    assert error.status_code == 200
+    assert "max_response_bytes" in str(error)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_the_size_cap_is_exact(encoding: str | None) -> None:
+    """A body of exactly max_response_bytes parses; one byte more is refused."""
+    body = json.dumps(RUN).encode()
+
+    async def main() -> None:
+        async def handler(request: web.Request) -> web.Response:
+            response = web.Response(body=body + b" " * int(request.query["pad"]))
+            if encoding:
+                response.enable_compression(web.ContentCoding.gzip)
+            return response
+
+        async with serving(handler, max_response_bytes=len(body) + 1) as client:
+            client._transport.query = [("pad", "1")]
+            assert (await client.runs.retrieve("thread_1", "run_1")).id == "run_1"
+            client._transport.query = [("pad", "2")]
+            with pytest.raises(exc.ResponseTooLargeError):
+                await client.runs.retrieve("thread_1", "run_1")
+            # The connection was dropped, not left half-read: the next call works.
+            client._transport.query = [("pad", "0")]
+            assert (await client.runs.retrieve("thread_1", "run_1")).id == "run_1"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "1", None, True])
+def test_a_bad_response_size_cap_is_refused(value: Any) -> None:
+    """max_response_bytes must be a whole number: InvalidRequestError otherwise."""
+    with pytest.raises(exc.InvalidRequestError, match="max_response_bytes"):
+        RunsClient(api_key=KEY, max_response_bytes=value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=12),
+        st.integers().map(str),
+        st.integers(10**15, 10**400).map(str),
+        st.floats().map(str),
+    )
+)
+def test_any_poll_after_header_is_a_sane_hint_or_none(value: str) -> None:
+    """Any openai-poll-after-ms header gives None or whole milliseconds from 1 to a day."""
+    hint = Response(None, 200, {"openai-poll-after-ms": value}).poll_after_ms
+    assert hint is None or (isinstance(hint, int) and 0 < hint <= 86_400_000)
+    if hint is not None:
+        assert hint == int(value)
+        assert value.isascii()
+        assert value.isdigit()
+    float(hint or 0) / 1000  # usable as seconds: no OverflowError
+
+
+def test_hostile_poll_after_and_expiry_are_typed() -> None:
+    """A 400-digit poll hint is ignored; an expires_at of 10**400 is an APIDecodeError."""
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(1)
+        status = "completed" if len(calls) > 2 else "in_progress"
+        headers = {"openai-poll-after-ms": "9" * 400}
+        return web.json_response({**RUN, "status": status}, headers=headers)
+
+    async def main() -> None:
+        policy = PollPolicy(initial=0.01, maximum=0.01, jitter=0)
+        async with serving(handler) as client:
+            run = await client.runs.poll("thread_1", "run_1", timeout=5, policy=policy)
+            assert run.status == "completed"
+        expiring = json.dumps({**RUN, "status": "in_progress", "expires_at": 0})
+        body = expiring.replace('"expires_at": 0', '"expires_at": 1' + "0" * 400)
+        async with serving(answering(body.encode())) as client:
+            with pytest.raises(exc.APIDecodeError, match="expires_at"):
+                await client.runs.retrieve("thread_1", "run_1")
+            with pytest.raises(exc.OpenAIRunsError):
+                await client.runs.poll("thread_1", "run_1", timeout=0.3)
+
+    asyncio.run(main())
+
+
+@settings(max_examples=200, deadline=None)
+@given(stamp=st.one_of(st.integers(), st.integers(-(10**400), 10**400)))
+def test_any_timestamp_parses_or_is_a_decode_error(stamp: int) -> None:
+    """Any integer timestamp parses into one a watch can compute with, or is refused."""
+    raw = json.dumps({**RUN, "expires_at": stamp, "created_at": stamp}).encode()
+    try:
+        run = _parse(raw, Run, 200, {})
+    except exc.APIDecodeError:
+        assert abs(stamp) > 10**308
+        return
+    assert run.expires_at is not None
+    run.expires_at - time.time()  # no OverflowError
+    try:
+        assert as_datetime(run.expires_at) is not None
+    except ValueError:  # the documented refusal of years datetime cannot hold
+        assert not -62_135_596_800 <= stamp <= 253_402_300_799
+
+
+def test_a_session_that_raises_for_status_changes_nothing() -> None:
+    """A caller's session with raise_for_status=True still gives NotFoundError, unretried."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response({"error": {"message": "no run"}}, status=404)
+
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession(raise_for_status=True) as session,
+            serving(handler, session=session, max_retries=2) as client,
+        ):
+            with pytest.raises(exc.NotFoundError):
+                await client.runs.retrieve("thread_1", "run_1")
+        assert len(calls) == 1
+
+    asyncio.run(main())
+
+
+# -- secrets, continued ---------------------------------------------------------
+
+
+async def _malformed_answer(reader: asyncio.StreamReader, writer: Any) -> None:
+    """Answer with a header aiohttp refuses, echoing the request's headers in it."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    echoed = request.split(b"\r\n")[-3].replace(b"\r", b"")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + echoed + b"\r\n\r\n{}")
+    await writer.drain()
+    writer.close()
+
+
+def test_a_malformed_answer_keeps_the_key_out_of_the_cause() -> None:
+    """After a malformed HTTP answer, the key is not in the error, its cause or traceback."""
+
+    async def main() -> exc.APIConnectionError:
+        server = await asyncio.start_server(_malformed_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with RunsClient(
+                api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+            ) as client:
+                with pytest.raises(exc.APIConnectionError) as info:
+                    await client.runs.retrieve("thread_1", "run_1")
+        finally:
+            server.close()
+            await server.wait_closed()
+        return info.value
+
+    error = asyncio.run(main())
+    assert isinstance(error.__cause__, aiohttp.ClientResponseError)
+    texts = [
+        str(error),
+        repr(error),
+        repr(error.__cause__),
+        str(error.__cause__),
+        "".join(traceback.format_exception(error)),
+    ]
+    for text in texts:
+        assert KEY not in text
+        assert "SECRET" not in text
+
+
+@settings(max_examples=60, deadline=None, phases=PHASES)
+@given(
+    offset=st.integers(0, exc.EXCERPT_LIMIT + 60), status=st.sampled_from([200, 400])
+)
+@example(offset=exc.EXCERPT_LIMIT - 20, status=200)
+@example(offset=exc.EXCERPT_LIMIT - 1, status=400)
+def test_an_echoed_key_cut_by_the_excerpt_leaves_no_fragment(
+    offset: int, status: int
+) -> None:
+    """Wherever an echoed key falls, even across the excerpt's end, none of it is shown."""
+    body = ("x" * offset + KEY + "y" * 40).encode()
+
+    async def main() -> exc.APIResponseError:
+        async with serving(answering(body, status)) as client:
+            with pytest.raises(exc.APIResponseError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+        return info.value
+
+    error = asyncio.run(main())
+    shown = " ".join([str(error), repr(error), error.excerpt, repr(error.args)])
+    assert "SECRET" not in shown
+    assert KEY[:8] not in shown
+
+
+def test_repr_of_a_client_hides_a_password_in_the_base_url() -> None:
+    """A password in base_url is shown as *** in repr(client)."""
+    client = RunsClient(
+        auth=ApiKeyAuth("azure-key-0123456789"),
+        base_url="https://gateway:hunter2-password@example.com/v1",
+    )
+    assert "hunter2" not in repr(client)
+    assert "gateway:***@example.com" in repr(client)
+
+
+def test_redaction_uses_the_token_that_was_sent() -> None:
+    """An echoed token is redacted without asking the provider for a new one."""
+    tokens: list[str] = []
+
+    async def provider() -> tuple[str, float]:
+        tokens.append(f"entra-token-{len(tokens):04d}-SECRET")
+        return tokens[-1], time.time()  # due again at once: each call refreshes
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=f"you sent {dict(request.headers)!r}")
+
+    async def main() -> exc.APIResponseError:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        async with (
+            TestServer(app, host="127.0.0.1") as http,
+            RunsClient(
+                auth=TokenAuth(provider),
+                base_url=str(http.make_url("/v1")),
+                max_retries=0,
+            ) as client,
+        ):
+            with pytest.raises(exc.BadRequestError) as info:
+                await client.runs.retrieve("thread_1", "run_1")
+        return info.value
+
+    error = asyncio.run(main())
+    assert len(tokens) == 1
+    assert "SECRET" not in " ".join([str(error), error.excerpt, repr(error.args)])
+    assert "[redacted]" in error.excerpt
+
+
+# -- inputs the resolver or aiohttp would refuse late ----------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://" + "a" * 64 + ".example.com/v1",
+        "https://a..example.com/v1",
+        "https://.example.com/v1",
+    ],
+)
+def test_hosts_the_resolver_refuses_are_refused_when_built(base_url: str) -> None:
+    """A label over 63 characters or an empty label is an InvalidRequestError at once."""
+    with pytest.raises(exc.InvalidRequestError, match="base_url"):
+        RunsClient(api_key=KEY, base_url=base_url)
+
+
+@settings(max_examples=100, deadline=None)
+@given(labels=st.lists(st.integers(0, 70), min_size=1, max_size=4))
+def test_any_host_is_accepted_only_if_it_can_be_resolved(labels: list[int]) -> None:
+    """A host is accepted exactly when every label is 1 to 63 characters (a final dot aside)."""
+    host = ".".join("h" * n for n in labels)
+    *inner, last = labels
+    # "h." is a fully qualified name: its last, empty label is the root.
+    resolvable = all(0 < n <= 63 for n in inner) and (
+        0 < last <= 63 or (last == 0 and bool(inner))
+    )
+    try:
+        client = RunsClient(api_key=KEY, base_url=f"https://{host}/v1")
+    except exc.InvalidRequestError:
+        assert not resolvable
+    else:
+        assert resolvable
+        host.encode("idna")
+        assert client.base_url.endswith("/v1")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"api_key": KEY},
+        {"auth": BearerAuth(KEY)},
+        {"auth": ApiKeyAuth(KEY, header="Authorization")},
+    ],
+)
+def test_credentials_in_the_url_beside_a_bearer_key_are_refused(
+    options: dict[str, Any],
+) -> None:
+    """user:password@ in base_url with an Authorization key is refused when built."""
+    with pytest.raises(exc.InvalidRequestError, match="base_url") as info:
+        RunsClient(
+            base_url="https://user:sk-in-url-0123456789@example.com/v1", **options
+        )
+    assert "sk-in-url" not in str(info.value)
+
+
+def test_credentials_in_the_url_beside_an_api_key_header_still_work() -> None:
+    """With the key in its own header, URL credentials go as Basic auth, as aiohttp sends them."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(
+            (request.headers.get("Authorization"), request.headers.get("api-key"))
+        )
+        return web.json_response(RUN)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        async with TestServer(app, host="127.0.0.1") as http:
+            url = str(http.make_url("/v1")).replace("://", "://user:pass@")
+            async with RunsClient(auth=ApiKeyAuth(KEY), base_url=url) as client:
+                await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    assert seen == [("Basic dXNlcjpwYXNz", KEY)]
+
+
+@pytest.mark.parametrize("token", ["tok\n", "tok\r\nX-Injected: 1", "\x00"])
+def test_a_token_with_a_control_character_is_refused_before_sending(token: str) -> None:
+    """A TokenAuth token with a newline is an InvalidRequestError; nothing is sent."""
+    calls: list[str] = []
+
+    async def provider() -> tuple[str, float]:
+        return token, time.time() + 3600
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response(RUN)
+
+    async def main() -> None:
+        async with serving(handler) as plain:
+            base_url = plain.base_url
+            async with RunsClient(
+                auth=TokenAuth(provider), base_url=base_url
+            ) as client:
+                with pytest.raises(exc.InvalidRequestError, match="token"):
+                    await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    assert calls == []
+
+
+# -- client.request with a path string --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["threads/thread_1/runs/run_1", "/threads/thread_1/runs/run_1"]
+)
+def test_request_takes_a_path_string(loopback: Loopback, path: str) -> None:
+    """client.request("GET", "threads/…") requests that path, not one segment per character."""
+    response = loopback.call(loopback.client.request("GET", path, Run))
+    assert response.parsed.id == "run_1"
+    assert loopback.recorder.seen[0][1] == "/v1/threads/thread_1/runs/run_1"
+
+
+@FUZZ
+@given(path=st.one_of(st.text(max_size=30), st.lists(ids, max_size=4).map("/".join)))
+def test_any_path_string_is_sent_segment_by_segment_or_refused(
+    loopback: Loopback, path: str
+) -> None:
+    """Any path string reaches the server as its own segments, or is refused first."""
+    seen = sent_or_refused(loopback, lambda: loopback.client.request("GET", path, Any))
+    if seen:
+        assert segments(seen[0][1])[2:] == path.removeprefix("/").split("/")
+
+
+@pytest.mark.parametrize("path", [None, 42, b"threads", ["threads"]])
+def test_request_refuses_a_path_that_is_not_a_string_or_tuple(
+    loopback: Loopback, path: Any
+) -> None:
+    """A path of another type is an InvalidRequestError naming `path`."""
+    with pytest.raises(exc.InvalidRequestError, match="path"):
+        loopback.call(loopback.client.request("GET", path, Run))
+    assert loopback.recorder.seen == []
+
+
+# -- numbers that are not numbers -------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    timeout=st.one_of(
+        st.floats(), st.integers(-5, 5), st.booleans(), st.text(max_size=3), st.none()
+    )
+)
+def test_any_client_timeout_is_finite_and_positive_or_refused(timeout: Any) -> None:
+    """RunsClient(timeout=) takes only a finite number above 0; nan and inf are refused."""
+    if timeout is None:
+        return
+    try:
+        client = RunsClient(api_key=KEY, timeout=timeout)
+    except exc.InvalidRequestError:
+        assert not (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and 0 < timeout < float("inf")
+        )
+    else:
+        assert 0 < client._transport.timeout < float("inf")
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0, 0, "5", True])
+def test_a_per_call_timeout_must_be_finite_and_positive(
+    loopback: Loopback, timeout: Any
+) -> None:
+    """A per-call timeout of nan, inf, 0 or a string is refused; nothing is sent."""
+    with pytest.raises(exc.InvalidRequestError, match="timeout"):
+        loopback.call(
+            loopback.client.runs.retrieve("thread_1", "run_1", timeout=timeout)
+        )
+    assert loopback.recorder.seen == []

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sysconfig
 from pathlib import Path
+
+import pytest
 
 import openai_runs
 
@@ -39,3 +43,24 @@ def test_console_script_is_declared() -> None:
     """The openai-runs command is installed with the package."""
     scripts = importlib.metadata.entry_points(group="console_scripts")
     assert any(ep.name == "openai-runs" for ep in scripts)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OPENAI_RUNS_TEST_INSTALLED"),
+    reason="only `nox -s tests` promises an installed wheel",
+)
+def test_the_suite_tests_the_installed_package() -> None:
+    """Under nox, the package imported is the installed wheel, not the checkout."""
+    package = Path(openai_runs.__file__).resolve().parent
+    assert package.parent == Path(sysconfig.get_paths()["purelib"]).resolve()
+
+
+def test_the_version_is_written_once() -> None:
+    """Only __init__.py spells the version; hatch and the User-Agent read it there."""
+    package = Path(openai_runs.__file__).parent
+    spelled = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if f'"{openai_runs.__version__}"' in path.read_text()
+    }
+    assert spelled == {"__init__.py"}

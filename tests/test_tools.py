@@ -34,7 +34,7 @@ from openai_runs.models import (
     ToolCall,
     ToolOutput,
 )
-from openai_runs.testing import Emulator, Fault, FunctionCall, Phase, RunScript
+from openai_runs.testing import Emulator, Fault, Phase, RunScript, ScriptedCall
 
 POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 KEEP_WAITING = attrs.evolve(POLICY, cancel_on_tool_error=False)
@@ -50,7 +50,7 @@ def weather_tool(name: str = "get_weather") -> FunctionTool:
     )
 
 
-def ask(*calls: FunctionCall, then: float = 0.02) -> RunScript:
+def ask(*calls: ScriptedCall, then: float = 0.02) -> RunScript:
     """Ask for *calls* at once after a moment, and complete soon after the outputs."""
     return RunScript.requires_action(*calls, after=0.02, then=then)
 
@@ -94,7 +94,7 @@ def test_create_and_poll_sends_the_create_body_and_serves_the_tools() -> None:
 
     async def main() -> None:
         async with emulated(
-            default_script=ask(FunctionCall("get_weather", '{"city": "Oslo"}'))
+            default_script=ask(ScriptedCall("get_weather", '{"city": "Oslo"}'))
         ) as (
             emu,
             client,
@@ -172,7 +172,7 @@ def test_without_a_handler_the_run_comes_back_requiring_action() -> None:
     """create_and_poll with no tool_handler hands back requires_action with its calls."""
 
     async def main() -> None:
-        async with emulated(default_script=ask(FunctionCall("lookup"))) as (
+        async with emulated(default_script=ask(ScriptedCall("lookup"))) as (
             emu,
             client,
             seen,
@@ -191,7 +191,7 @@ def test_submit_tool_outputs_and_poll_resumes_to_the_end() -> None:
     """submit_tool_outputs_and_poll POSTs the outputs in order and returns the final run."""
 
     async def main() -> None:
-        calls = (FunctionCall("a"), FunctionCall("b"))
+        calls = (ScriptedCall("a"), ScriptedCall("b"))
         async with emulated() as (emu, client, seen):
             created = emu.create_run(script=ask(*calls))
             run = await client.runs.poll(
@@ -224,13 +224,13 @@ def test_several_rounds_of_tool_calls_are_served_until_the_end() -> None:
         [
             Phase("queued", 0.0),
             Phase("in_progress", 0.02),
-            Phase("requires_action", tool_calls=[FunctionCall("a", '{"n": 1}')]),
+            Phase("requires_action", tool_calls=[ScriptedCall("a", '{"n": 1}')]),
             Phase("in_progress", 0.02),
             Phase(
                 "requires_action",
                 tool_calls=[
-                    FunctionCall("b", '{"n": 2}'),
-                    FunctionCall("a", '{"n": 3}'),
+                    ScriptedCall("b", '{"n": 2}'),
+                    ScriptedCall("a", '{"n": 3}'),
                 ],
             ),
             Phase("in_progress", 0.02),
@@ -259,7 +259,7 @@ def test_parallel_calls_run_concurrently_within_the_bound_and_submit_in_api_orde
     None
 ):
     """Four calls overlap two at a time; outputs go in one request in the API's order."""
-    calls = [FunctionCall("work", json.dumps({"i": i})) for i in range(4)]
+    calls = [ScriptedCall("work", json.dumps({"i": i})) for i in range(4)]
     running = 0
     peak = 0
     finished: list[int] = []
@@ -310,7 +310,7 @@ def test_plain_functions_run_in_threads_so_parallel_calls_overlap() -> None:
         return i
 
     async def main() -> None:
-        calls = [FunctionCall("slow", json.dumps({"i": i})) for i in range(3)]
+        calls = [ScriptedCall("slow", json.dumps({"i": i})) for i in range(3)]
         async with emulated() as (emu, client, seen):
             created = emu.create_run(script=ask(*calls))
             started = time.monotonic()
@@ -339,7 +339,7 @@ def test_a_callable_object_with_an_async_call_is_awaited() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, seen):
-            created = emu.create_run(script=ask(FunctionCall("x", '{"a": 1}')))
+            created = emu.create_run(script=ask(ScriptedCall("x", '{"a": 1}')))
             run = await client.runs.poll(
                 created["thread_id"], created["id"], policy=POLICY, tool_handler=Echo()
             )
@@ -361,7 +361,7 @@ def test_a_failing_handler_ends_the_watch_and_cancels_the_run() -> None:
     async def main() -> None:
         async with emulated() as (emu, client, seen):
             created = emu.create_run(
-                script=ask(FunctionCall("good"), FunctionCall("bad"))
+                script=ask(ScriptedCall("good"), ScriptedCall("bad"))
             )
             with pytest.raises(exc.ToolCallError) as caught:
                 await client.runs.poll(
@@ -390,7 +390,7 @@ def test_a_handler_raising_cancelled_error_is_a_tool_error() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             with pytest.raises(exc.ToolCallError, match="CancelledError") as caught:
                 await client.runs.poll(
                     created["thread_id"],
@@ -420,7 +420,7 @@ def test_a_failing_handler_may_leave_the_run_waiting() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             with pytest.raises(exc.ToolCallError) as caught:
                 await client.runs.poll(
                     created["thread_id"],
@@ -439,7 +439,7 @@ def test_a_handler_that_returns_no_string_is_a_tool_call_error() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             with pytest.raises(exc.ToolCallError, match="returned int"):
                 await client.runs.poll(
                     created["thread_id"],
@@ -460,7 +460,7 @@ def test_a_run_that_expires_while_the_handler_works_is_reported_expired() -> Non
 
     async def main() -> None:
         async with emulated(expires_after=0.3) as (emu, client, seen):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             run = await client.runs.poll(
                 created["thread_id"], created["id"], policy=POLICY, tool_handler=slow
             )
@@ -485,7 +485,7 @@ def test_a_handler_slower_than_the_deadline_times_the_watch_out(cancel: bool) ->
 
     async def main() -> None:
         async with emulated(cancel_delay=0.02) as (emu, client, seen):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             started = time.monotonic()
             with pytest.raises(exc.WatchTimeoutError) as caught:
                 await client.runs.poll(
@@ -512,7 +512,7 @@ def test_outputs_the_api_refuses_end_the_watch() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
 
             def answer(call: ToolCall) -> str:
                 emu.inject(Fault(run_id=created["id"], status=400, times=1))
@@ -531,11 +531,11 @@ def test_outputs_the_api_refuses_end_the_watch() -> None:
 
 
 BAD_CALLS = [
-    FunctionCall("nope", "{}"),
-    FunctionCall("get", "{not json"),
-    FunctionCall("get", "[1, 2]"),
-    FunctionCall("get", '{"town": "Oslo"}'),
-    FunctionCall("get", '{"city": "Oslo"}'),
+    ScriptedCall("nope", "{}"),
+    ScriptedCall("get", "{not json"),
+    ScriptedCall("get", "[1, 2]"),
+    ScriptedCall("get", '{"town": "Oslo"}'),
+    ScriptedCall("get", '{"city": "Oslo"}'),
 ]
 
 
@@ -569,7 +569,7 @@ def test_the_registry_can_raise_on_bad_calls_instead() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("nope")))
+            created = emu.create_run(script=ask(ScriptedCall("nope")))
             with pytest.raises(exc.ToolCallError) as caught:
                 await client.runs.poll(
                     created["thread_id"],
@@ -588,7 +588,7 @@ def test_the_registry_passes_any_argument_name_through() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, seen):
-            call = FunctionCall("f", arguments='{"fn": "a", "args": "b"}')
+            call = ScriptedCall("f", arguments='{"fn": "a", "args": "b"}')
             created = emu.create_run(script=ask(call))
             run = await client.runs.poll(
                 created["thread_id"],
@@ -620,8 +620,8 @@ def test_watch_many_serves_tools_and_reports_statuses() -> None:
 
     async def main() -> list[WatchResult]:
         async with emulated(budget=LocalBudget(max_in_flight=1)) as (emu, client, _):
-            good = [emu.create_run(script=ask(FunctionCall("good"))) for _ in range(3)]
-            bad = emu.create_run(script=ask(FunctionCall("bad")))
+            good = [emu.create_run(script=ask(ScriptedCall("good"))) for _ in range(3)]
+            bad = emu.create_run(script=ask(ScriptedCall("bad")))
             refs = [(r["thread_id"], r["id"]) for r in [*good, bad]]
             results = [
                 result
@@ -687,7 +687,7 @@ def test_the_run_passed_to_handlers_is_a_parsed_run() -> None:
 
     async def main() -> None:
         async with emulated() as (emu, client, _):
-            created = emu.create_run(script=ask(FunctionCall("x")))
+            created = emu.create_run(script=ask(ScriptedCall("x")))
             with pytest.raises(exc.ToolCallError) as caught:
                 await client.runs.poll(
                     created["thread_id"],

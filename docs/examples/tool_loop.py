@@ -63,8 +63,8 @@ async def main() -> None:
     # The emulator plays the model: it asks for both functions at once, as a
     # model making parallel tool calls does, then completes the run.
     script = testing.RunScript.requires_action(
-        testing.FunctionCall("get_weather", '{"city": "Paris"}'),
-        testing.FunctionCall("get_time", '{"city": "Paris"}'),
+        testing.ScriptedCall("get_weather", '{"city": "Paris"}'),
+        testing.ScriptedCall("get_time", '{"city": "Paris"}'),
         after=0.1,
         then=0.1,
     )

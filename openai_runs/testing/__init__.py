@@ -13,8 +13,9 @@ an `emulator` fixture. See docs/emulator.md.
 """
 
 from ._clock import Clock, ManualClock, SystemClock
-from ._emulator import Emulator, run_server, serve
-from ._script import Fault, FunctionCall, Phase, RunScript
+from ._emulator import Emulator, serve
+from ._ratelimit import RateLimit
+from ._script import Fault, Phase, RunScript, ScriptedCall
 from ._state import ApiError, RequestCounts
 
 __all__ = [
@@ -22,12 +23,12 @@ __all__ = [
     "Clock",
     "Emulator",
     "Fault",
-    "FunctionCall",
     "ManualClock",
     "Phase",
+    "RateLimit",
     "RequestCounts",
     "RunScript",
+    "ScriptedCall",
     "SystemClock",
-    "run_server",
     "serve",
 ]

@@ -9,7 +9,9 @@ and needs no key.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -18,15 +20,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._clock import ManualClock
-from ._script import Fault, RunScript, converter
+from ._conversation import CONVERSATIONS, Conversations, routes
+from ._foundry import mount_foundry
+from ._schema import check_body
+from ._script import FAULT_PRESETS, Fault, RunScript, converter
 from ._state import (
     FILE_SEARCH_CONTENT,
     JSON,
     ApiError,
     EmulatorState,
-    check_metadata,
     new_id,
 )
+from ._streaming import RunView, created_events, stream_run
 
 STATE = web.AppKey("state", EmulatorState)
 _T = TypeVar("_T")
@@ -46,43 +51,23 @@ class Access:
 
 
 ACCESS = web.AppKey("access", Access)
-
-_CREATE_RUN = frozenset(
-    {
-        "assistant_id", "model", "reasoning_effort", "instructions",
-        "additional_instructions", "additional_messages", "tools", "metadata",
-        "temperature", "top_p", "stream", "max_prompt_tokens",
-        "max_completion_tokens", "truncation_strategy", "tool_choice",
-        "parallel_tool_calls", "response_format",
-    }
-)  # fmt: skip
-_CREATE_THREAD_AND_RUN = (
-    _CREATE_RUN - {"reasoning_effort", "additional_instructions", "additional_messages"}
-) | {"thread", "tool_resources"}
-_CREATE_THREAD = frozenset({"messages", "tool_resources", "metadata"})
-_FAULT_ERRORS = {
-    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
-    500: (
-        "The server had an error while processing your request. Sorry about that!",
-        "server_error",
-        None,
-    ),
-    502: ("Bad gateway.", "server_error", None),
-    503: (
-        "The engine is currently overloaded, please try again later.",
-        "server_error",
-        None,
-    ),
-}
+BodyCheck = Callable[[str, object], JSON]
+BODY_CHECK: web.AppKey[BodyCheck] = web.AppKey("body_check")
+"""How request bodies are checked: `check_body`, or a dialect's own."""
 
 
-def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Application:
+def build_app(
+    state: EmulatorState, *, prefix: str, access: Access, dialect: str = "openai"
+) -> web.Application:
     """Return the emulator's application.
 
     Args:
         state: The emulator's state.
         prefix: Where the API is mounted, such as `/v1`.
         access: The key and header requirements of the API.
+        dialect: `openai`, or `foundry` for Azure AI Foundry's shape at
+            `/api/projects/{project}` (see `_foundry`; *prefix* and *access*
+            are then unused).
     """
     api = web.Application(middlewares=[_api_middleware])
     api.add_routes(
@@ -97,10 +82,12 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.get("/threads/{thread_id}/runs/{run_id}/steps", _list_steps),
             web.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", _get_step),
             web.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", _submit),
+            *routes(),
         ]
     )
     app = web.Application(middlewares=[_error_middleware])
     app[STATE] = state
+    app[CONVERSATIONS] = Conversations(state)
     app[ACCESS] = access
     app.add_routes(
         [
@@ -113,7 +100,10 @@ def build_app(state: EmulatorState, *, prefix: str, access: Access) -> web.Appli
             web.put("/_emulator/scripts/{name}", _put_script),
         ]
     )
-    app.add_subapp(prefix, api)
+    if dialect == "foundry":
+        mount_foundry(app, api)
+    else:
+        app.add_subapp(prefix, api)
     app.on_response_prepare.append(_add_request_id)
     return app
 
@@ -133,14 +123,13 @@ async def _error_middleware(
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        # The API answers unknown paths and methods with its error body too.
-        message = (
-            f"Invalid URL ({request.method} {request.path})"
-            if error.status in (404, 405)
-            else error.reason
-        )
+        # The API answers unknown paths with 404 and its error body; a
+        # known path with the wrong method is an unknown route to it too.
+        if error.status in (404, 405):
+            message = f"Invalid URL ({request.method} {request.path})"
+            return web.json_response(ApiError(404, message).body, status=404)
         return web.json_response(
-            ApiError(error.status, message).body, status=error.status
+            ApiError(error.status, error.reason).body, status=error.status
         )
 
 
@@ -149,9 +138,34 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     state = request.config_dict[STATE]
     run_id = request.match_info.get("run_id")
     state.counts.record(run_id, retrieve=request.match_info.route.name == "get_run")
-    _check_access(request, request.config_dict[ACCESS])
+    key = _check_access(request, request.config_dict[ACCESS])
+    limits, wait = state.rate_limiter.take(key, state.clock.now())
+    if wait is not None:
+        message, retry = state.rate_limiter.refusal(wait)
+        raise ApiError(
+            429,
+            message,
+            type="requests",
+            code="rate_limit_exceeded",
+            headers={**limits, **retry},
+        )
+    try:
+        response = await _faulty(request, handler, state, run_id)
+    except ApiError as error:
+        error.headers = {**limits, **error.headers}
+        raise
+    if not response.prepared:  # a stream has sent its headers already
+        for name, value in limits.items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+async def _faulty(
+    request: web.Request, handler: Handler, state: EmulatorState, run_id: str | None
+) -> web.StreamResponse:
     fault = state.draw_fault(run_id)
     if fault is None:
+        _check_ids(request)
         return await handler(request)
     if fault.delay:
         await asyncio.sleep(fault.delay)
@@ -160,8 +174,11 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request.transport.close()
         raise asyncio.CancelledError
     if fault.status is not None:
-        raise _fault_error(fault.status, fault.retry_after)
+        raise _fault_error(fault)
+    _check_ids(request)
     response = await handler(request)
+    if not response.prepared:
+        response.headers.update(fault.headers)
     if fault.body is not None and isinstance(response, web.Response):
         body = bytes(response.body or b"")  # type: ignore[arg-type]
         response.body = (
@@ -170,10 +187,33 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-def _check_access(request: web.Request, access: Access) -> None:
+_ID_PREFIXES = (("thread_id", "thread"), ("run_id", "run"), ("step_id", "step"))
+
+
+def _check_ids(request: web.Request) -> None:
+    # A malformed id is a 400, not a 404: the API checks the prefix before
+    # looking anything up (`undefined` when a caller swaps its arguments).
+    for param, prefix in _ID_PREFIXES:
+        value = request.match_info.get(param)
+        if value is not None and not value.startswith(prefix):
+            raise ApiError(
+                400,
+                f"Invalid '{param}': '{value}'. Expected an ID that begins with "
+                f"'{prefix}'.",
+                param=param,
+                code="invalid_value",
+            )
+
+
+def _check_access(request: web.Request, access: Access) -> str:
+    """Check the key and the beta header; return who is asking, for limits.
+
+    The caller is named by a digest of its key, so the key itself is never
+    kept.
+    """
+    bearer = request.headers.get("Authorization", "")
+    key = request.headers.get("api-key") or bearer.removeprefix("Bearer ").strip()
     if access.api_key is not None:
-        bearer = request.headers.get("Authorization", "")
-        key = request.headers.get("api-key") or bearer.removeprefix("Bearer ").strip()
         if not key:
             raise ApiError(
                 401,
@@ -182,11 +222,7 @@ def _check_access(request: web.Request, access: Access) -> None:
                 "Bearer YOUR_KEY).",
             )
         if key != access.api_key:
-            raise ApiError(
-                401,
-                f"Incorrect API key provided: {key[:3]}***{key[-4:]}.",
-                code="invalid_api_key",
-            )
+            raise ApiError(401, incorrect_key_message(key), code="invalid_api_key")
     betas = request.headers.get("OpenAI-Beta", "").split(",")
     if access.require_beta and "assistants=v2" not in (b.strip() for b in betas):
         raise ApiError(
@@ -196,16 +232,29 @@ def _check_access(request: web.Request, access: Access) -> None:
             "assistants=v2'.",
             code="invalid_beta",
         )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _fault_error(status: int, retry_after: float | None) -> ApiError:
-    message, kind, code = _FAULT_ERRORS.get(
-        status, ("The emulator injected this error.", "server_error", None)
+def incorrect_key_message(key: str) -> str:
+    """Return the API's 401 message for a wrong *key*, the key masked.
+
+    The API shows the key's first and last four characters; a key too
+    short for that is not shown at all.
+    """
+    shown = f"{key[:4]}{'*' * (len(key) - 8)}{key[-4:]}" if len(key) > 12 else "***"
+    return (
+        f"Incorrect API key provided: {shown}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
     )
-    headers = {}
-    if retry_after is not None:
-        headers["Retry-After"] = str(math.ceil(retry_after))
-        headers["retry-after-ms"] = str(round(retry_after * 1000))
+
+
+def _fault_error(fault: Fault) -> ApiError:
+    status = fault.status or 500
+    message, kind, code = fault.error()
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
     return ApiError(status, message, type=kind, code=code, headers=headers)
 
 
@@ -223,93 +272,88 @@ async def _json(request: web.Request) -> Any:
         ) from None
 
 
-async def _body(
-    request: web.Request, allowed: frozenset[str], required: tuple[str, ...] = ()
-) -> JSON:
-    body = await _json(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    for key in body:
-        if key not in allowed:
-            raise ApiError(400, f"Unrecognized request argument supplied: {key}")
-    for key in required:
-        if key not in body:
-            raise ApiError(
-                400,
-                f"Missing required parameter: '{key}'.",
-                param=key,
-                code="missing_required_parameter",
-            )
-    return body
+async def _body(request: web.Request, schema: str) -> JSON:
+    """Read a request body and check it against the contract's *schema*."""
+    check = request.config_dict.get(BODY_CHECK, check_body)
+    return check(schema, await _json(request))
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
     return ApiError(400, f"Invalid '{param}': {message}", param=param, code=code)
 
 
-def _number(body: JSON, key: str, default: Any, low: float, high: float) -> Any:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _invalid(key, "expected a number.", "invalid_type")
-    if not low <= value <= high:
-        raise _invalid(key, f"expected a value within {low}..{high}, got {value}.")
-    return value
-
-
-def _check_tools(tools: object) -> list[JSON]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list) or len(tools) > 20:
-        raise _invalid("tools", "expected an array of at most 20 tools.")
-    for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind not in ("code_interpreter", "file_search", "function"):
-            raise _invalid(f"tools[{i}].type", f"unknown tool type {kind!r}.")
-        function = tool.get("function")
-        if kind == "function" and not (
-            isinstance(function, dict) and isinstance(function.get("name"), str)
-        ):
-            raise _invalid(f"tools[{i}].function", "a function tool needs a name.")
-    return tools
-
-
 def run_fields(body: JSON) -> JSON:
-    """Return the static `RunObject` fields for a create-run request *body*.
+    """Return the static `RunObject` fields for a checked create-run *body*.
 
     Raises:
-        ApiError: 400 if a field is invalid.
+        ApiError: 400 if the body asks for what the emulator cannot do.
     """
-    if not isinstance(body.get("assistant_id"), str):
-        raise _invalid("assistant_id", "expected a string.", "invalid_type")
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
-    tokens = {}
-    for key in ("max_prompt_tokens", "max_completion_tokens"):
-        tokens[key] = _number(body, key, None, 256, math.inf)
     instructions = "\n".join(
         text
         for text in (body.get("instructions"), body.get("additional_instructions"))
         if text
     )
-    return {
+    truncation = body.get("truncation_strategy") or {"type": "auto"}
+    fields = {
         "assistant_id": body["assistant_id"],
         "model": body.get("model") or "gpt-4o",
         # RunObject types `instructions` as a string; the API reference's
         # examples show null, but a string is what the schema promises.
         "instructions": instructions,
-        "tools": _check_tools(body.get("tools")),
-        "metadata": check_metadata(body.get("metadata")),
-        "temperature": _number(body, "temperature", 1.0, 0, 2),
-        "top_p": _number(body, "top_p", 1.0, 0, 1),
-        **tokens,
-        "truncation_strategy": body.get("truncation_strategy")
-        or {"type": "auto", "last_messages": None},
+        "tools": body.get("tools") or [],
+        "metadata": dict(body.get("metadata") or {}),
+        "temperature": _or(body.get("temperature"), 1.0),
+        "top_p": _or(body.get("top_p"), 1.0),
+        "max_prompt_tokens": body.get("max_prompt_tokens"),
+        "max_completion_tokens": body.get("max_completion_tokens"),
+        # The API answers the strategy in full: `last_messages` is null for
+        # `auto`.
+        "truncation_strategy": {
+            "type": truncation["type"],
+            "last_messages": truncation.get("last_messages"),
+        },
         "tool_choice": body.get("tool_choice") or "auto",
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": _or(body.get("parallel_tool_calls"), True),
         "response_format": body.get("response_format") or "auto",
     }
+    _check_tool_choice(fields)
+    return fields
+
+
+def _check_tool_choice(fields: JSON) -> None:
+    # A forced tool must be one the run has; the spec cannot say so.
+    choice = fields["tool_choice"]
+    if not isinstance(choice, dict):
+        return
+    kind = choice["type"]
+    tools = fields["tools"]
+    if kind == "function":
+        name = choice["function"]["name"]
+        if not any(
+            t["type"] == "function" and t["function"]["name"] == name for t in tools
+        ):
+            raise ApiError(
+                400,
+                f"Invalid value for 'tool_choice': no function named '{name}' in "
+                "the run's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif kind in ("code_interpreter", "file_search") and not any(
+        t["type"] == kind for t in tools
+    ):
+        # Only the OpenAI tool types: Foundry's named choices
+        # (`bing_custom_search`, ...) need not match a tool type.
+        raise ApiError(
+            400,
+            f"Invalid value for 'tool_choice': no '{kind}' tool in the run's tools.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _page_params(request: web.Request) -> dict[str, Any]:
@@ -363,28 +407,43 @@ def _run_response(state: EmulatorState, payload: JSON) -> web.Response:
 
 
 async def _create_thread(request: web.Request) -> web.Response:
-    body = await _body(request, _CREATE_THREAD)
-    state = request.config_dict[STATE]
-    return web.json_response(state.create_thread(body.get("metadata")))
+    # createThread's body is optional: its curl example sends `-d ''`.
+    body = await _body(request, "CreateThreadRequest") if request.body_exists else {}
+    conversations = request.config_dict[CONVERSATIONS]
+    return web.json_response(conversations.create_thread(body))
 
 
-async def _create_run(request: web.Request) -> web.Response:
+async def _create_run(request: web.Request) -> web.StreamResponse:
     _wants_content(request)
     state = request.config_dict[STATE]
-    body = await _body(request, _CREATE_RUN, ("assistant_id",))
-    run = state.create_run(request.match_info["thread_id"], run_fields(body))
+    conversations = request.config_dict[CONVERSATIONS]
+    body = await _body(request, "CreateRunRequest")
+    fields = run_fields(body)
+    thread_id = request.match_info["thread_id"]
+    with state.lock:
+        conversations.check_run_allowed(thread_id)
+        conversations.add_messages(thread_id, body.get("additional_messages"))
+        run = state.create_run(thread_id, fields)
+    if body.get("stream"):
+        return await stream_run(
+            request, state, run, RunView(), opening=created_events(run)
+        )
     return _run_response(state, run.to_json())
 
 
-async def _create_thread_and_run(request: web.Request) -> web.Response:
+async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
-    body = await _body(request, _CREATE_THREAD_AND_RUN, ("assistant_id",))
+    conversations = request.config_dict[CONVERSATIONS]
+    body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
-    if not isinstance(thread, dict) or not thread.keys() <= _CREATE_THREAD:
-        raise _invalid("thread", "expected a thread object.")
     fields = run_fields(body)
-    thread_id = state.create_thread(thread.get("metadata"))["id"]
-    return _run_response(state, state.create_run(thread_id, fields).to_json())
+    with state.lock:
+        created = conversations.create_thread(thread)
+        run = state.create_run(created["id"], fields)
+    if body.get("stream"):
+        opening = created_events(run, created)
+        return await stream_run(request, state, run, RunView(), opening=opening)
+    return _run_response(state, run.to_json())
 
 
 async def _list_runs(request: web.Request) -> web.Response:
@@ -401,7 +460,7 @@ async def _get_run(request: web.Request) -> web.Response:
 
 async def _modify_run(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    body = await _body(request, frozenset({"metadata"}))
+    body = await _body(request, "ModifyRunRequest")
     info = request.match_info
     payload = state.modify(info["thread_id"], info["run_id"], body.get("metadata"))
     return _run_response(state, payload)
@@ -413,20 +472,17 @@ async def _cancel_run(request: web.Request) -> web.Response:
     return _run_response(state, state.cancel(info["thread_id"], info["run_id"]))
 
 
-async def _submit(request: web.Request) -> web.Response:
+async def _submit(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
-    body = await _body(
-        request, frozenset({"tool_outputs", "stream"}), ("tool_outputs",)
-    )
-    outputs = body["tool_outputs"]
-    if body.get("stream"):
-        raise _invalid("stream", "the emulator does not stream runs.")
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("tool_call_id"), str) for o in outputs
-    ):
-        raise _invalid("tool_outputs", "expected an array of tool outputs.")
-    given = {o["tool_call_id"]: str(o.get("output", "")) for o in outputs}
+    body = await _body(request, "SubmitToolOutputsRunRequest")
+    given = {o["tool_call_id"]: o["output"] for o in body["tool_outputs"]}
     info = request.match_info
+    if body.get("stream"):
+        with state.lock:
+            run = state.run(info["thread_id"], info["run_id"])
+            view = RunView.of(run)
+            state.submit(info["thread_id"], info["run_id"], given)
+        return await stream_run(request, state, run, view)
     return _run_response(state, state.submit(info["thread_id"], info["run_id"], given))
 
 
@@ -453,7 +509,10 @@ async def _get_step(request: web.Request) -> web.Response:
 
 
 async def _structure(request: web.Request, cls: type[_T]) -> _T:
-    body = await _json(request)
+    return _structure_json(await _json(request), cls)
+
+
+def _structure_json(body: Any, cls: type[_T]) -> _T:
     try:
         return converter.structure(body, cls)
     except cattrs.BaseValidationError as error:
@@ -490,7 +549,17 @@ async def _list_faults(request: web.Request) -> web.Response:
 
 async def _add_fault(request: web.Request) -> web.Response:
     state = request.config_dict[STATE]
-    state.add_fault(await _structure(request, Fault))
+    body = await _json(request)
+    if isinstance(body, dict) and "preset" in body:
+        # {"preset": "insufficient_quota", "times": 1}: the preset's fields,
+        # then the ones given beside it.
+        name = body.pop("preset")
+        if name not in FAULT_PRESETS:
+            raise _invalid(
+                "preset", f"no preset named {name!r}; one of {sorted(FAULT_PRESETS)}."
+            )
+        body = {**converter.unstructure(FAULT_PRESETS[name]), **body}
+    state.add_fault(_structure_json(body, Fault))
     return _faults_json(state)
 
 

@@ -37,12 +37,18 @@ class ManualClock:
     Runs are evaluated lazily against the clock, so advancing it moves every
     run forward at once without any sleeping.
 
+    It starts at the current time, so timestamps such as `expires_at` mean
+    the same to a client as to the emulator; pass *start* for fixed ones.
+
     Args:
-        start: The initial time in unix seconds.
+        start: The initial time in unix seconds (default: now).
     """
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
+    def __init__(self, start: float | None = None) -> None:
+        # A start in the past (the default was once 2023) put every run's
+        # expires_at behind the client's wall clock, and a watch that caps
+        # its deadline at expires_at ended at once.
+        self._now = time.time() if start is None else start
         self._lock = threading.Lock()
 
     def now(self) -> float:

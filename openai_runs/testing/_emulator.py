@@ -7,12 +7,15 @@ import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from aiohttp import web
 
 from ._app import Access, build_app, run_fields
 from ._clock import Clock, SystemClock
+from ._foundry import PROJECTS
+from ._ratelimit import RateLimit, RateLimiter
+from ._schema import check_body
 from ._script import Fault, RunScript
 from ._state import JSON, EmulatorState, RequestCounts
 
@@ -23,9 +26,12 @@ class Emulator:
     Runs follow a `RunScript` against the emulator's clock, evaluated
     lazily whenever they are read: there is no background task per run.
 
-    Use it in-process with `async with Emulator() as emu:`, which binds a
-    free port; from synchronous code with `with emu.running_in_thread():`;
-    or pass `emu.app` to `aiohttp.test_utils.TestServer`.
+    Start it in one of three ways: in async code with `async with
+    Emulator() as emu:` (a free port) or `await emu.start(host, port)`; from
+    synchronous code with `with emu.running_in_thread():`; or as a process
+    of its own with [serve][openai_runs.testing.serve], which blocks, or
+    `openai-runs serve`. `emu.app` is the `aiohttp.web.Application`, for
+    `aiohttp.test_utils.TestServer`.
 
     Args:
         api_key: The key requests must send as `Authorization: Bearer KEY`
@@ -45,6 +51,16 @@ class Emulator:
             `None` for runs that never expire.
         poll_after_ms: An `openai-poll-after-ms` hint for run responses.
         seed: Seeds the random draws of faults with a probability.
+        rate_limit: The request rate limit per key, reported in
+            `x-ratelimit-*` headers and enforced with 429s; by default
+            10,000 requests a minute, reported but not enforced.
+        dialect: `openai`, or `foundry` to serve the API as Azure AI Foundry
+            Agent Service does: at `/api/projects/{project}/...` (*url* is
+            the project endpoint), requiring `api-version` and a bearer token
+            (any token), with Foundry's list pages, statuses and tool types.
+            *api_key*, *prefix* and *require_beta* are then unused.
+        project: The project name in *url*, for the `foundry` dialect (any
+            name is served).
     """
 
     def __init__(
@@ -60,9 +76,15 @@ class Emulator:
         expires_after: float | None = 600.0,
         poll_after_ms: int | None = None,
         seed: int = 0,
+        rate_limit: RateLimit | None = None,
+        dialect: Literal["openai", "foundry"] = "openai",
+        project: str = "emulator",
     ) -> None:
+        if dialect not in ("openai", "foundry"):
+            raise ValueError(f"dialect must be 'openai' or 'foundry', not {dialect!r}")
         self.api_key = api_key
-        self.prefix = prefix
+        self.dialect = dialect
+        self.prefix = f"{PROJECTS}/{project}" if dialect == "foundry" else prefix
         self._state = EmulatorState(
             clock=clock or SystemClock(),
             default_script=default_script,
@@ -72,8 +94,13 @@ class Emulator:
             poll_after_ms=poll_after_ms,
             seed=seed,
         )
+        if rate_limit is not None:
+            self._state.rate_limiter = RateLimiter(rate_limit)
         self.app = build_app(
-            self._state, prefix=prefix, access=Access(api_key, require_beta)
+            self._state,
+            prefix=prefix,
+            access=Access(api_key, require_beta),
+            dialect=dialect,
         )
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -96,6 +123,9 @@ class Emulator:
     @property
     def url(self) -> str:
         """The API's base URL, such as `http://127.0.0.1:PORT/v1`.
+
+        For the `foundry` dialect, the project endpoint:
+        `http://127.0.0.1:PORT/api/projects/PROJECT`.
 
         Raises:
             RuntimeError: If the emulator is not serving.
@@ -188,9 +218,12 @@ class Emulator:
         Raises:
             ApiError: If the thread does not exist or a field is invalid.
         """
-        fields = run_fields(
-            {"assistant_id": assistant_id, "tools": list(tools), "metadata": metadata}
-        )
+        body = {
+            "assistant_id": assistant_id,
+            "tools": list(tools),
+            "metadata": metadata,
+        }
+        fields = run_fields(check_body("CreateRunRequest", body))
         thread_id = thread_id or self.create_thread()
         return self._state.create_run(thread_id, fields, script).to_json()
 
@@ -238,27 +271,27 @@ def _serve_forever(
     loop.run_until_complete(loop.shutdown_asyncgens())
 
 
-async def run_server(
-    emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 8080
-) -> None:
-    """Serve *emulator* (a default one if `None`) until cancelled.
-
-    Binds to loopback unless *host* says otherwise.
-    """
-    emulator = emulator or Emulator()
-    await emulator.start(host, port)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await emulator.close()
-
-
 def serve(
     emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 8080
 ) -> None:
-    """Serve *emulator* (a default one if `None`) until interrupted.
+    """Serve *emulator* (a default one if `None`) until interrupted; this blocks.
 
-    This is what `openai-runs serve` runs. It binds to loopback unless
-    *host* says otherwise.
+    For a script or a shell: Ctrl-C stops it. It binds to loopback unless
+    *host* says otherwise. In async code, `await emulator.start(host, port)`
+    instead (and `await emulator.close()` when done), or `async with
+    Emulator()` for a free port.
+
+    Raises:
+        OSError: The port is taken, or *host* is not an address of this machine.
     """
-    web.run_app((emulator or Emulator()).app, host=host, port=port)
+    emulator = emulator or Emulator()
+
+    async def forever() -> None:
+        await emulator.start(host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emulator.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(forever())

@@ -26,11 +26,16 @@ RunStatus = Literal[
 TERMINAL: frozenset[str] = frozenset(
     {"cancelled", "failed", "completed", "incomplete", "expired"}
 )
+DEFAULT_REPLY = "Hello! I am the emulator's assistant, and this is my reply."
+"""What a run says when its script sets no `reply` (streamed or listed alike)."""
 
 
 @attrs.frozen
-class FunctionCall:
-    """A function call the run asks the caller to perform.
+class ScriptedCall:
+    """A function call that a scripted run asks the caller to perform.
+
+    The emulator turns it into the tool call the API sends
+    ([ToolCall][openai_runs.models.ToolCall] on the client's side).
 
     Attributes:
         name: The function's name.
@@ -48,7 +53,7 @@ def _check_seconds(
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _calls(calls: Iterable[FunctionCall]) -> tuple[FunctionCall, ...]:
+def _calls(calls: Iterable[ScriptedCall]) -> tuple[ScriptedCall, ...]:
     return tuple(calls)
 
 
@@ -69,7 +74,7 @@ class Phase:
 
     status: RunStatus
     seconds: float | None = attrs.field(default=None, validator=_check_seconds)
-    tool_calls: tuple[FunctionCall, ...] = attrs.field(default=(), converter=_calls)
+    tool_calls: tuple[ScriptedCall, ...] = attrs.field(default=(), converter=_calls)
 
 
 def _phases(phases: Iterable[Phase]) -> tuple[Phase, ...]:
@@ -111,6 +116,8 @@ class RunScript:
             `None` uses the emulator's setting.
         poll_after_ms: An `openai-poll-after-ms` hint sent with every
             response about this run; `None` uses the emulator's setting.
+        reply: The text of the assistant's message that the run adds to its
+            thread when it ends `completed` (or `incomplete`, cut short).
     """
 
     phases: tuple[Phase, ...] = attrs.field(converter=_phases, validator=_check_phases)
@@ -127,11 +134,15 @@ class RunScript:
         default=None, kw_only=True, validator=_check_seconds
     )
     poll_after_ms: int | None = attrs.field(default=None, kw_only=True)
+    reply: str = attrs.field(default=DEFAULT_REPLY, kw_only=True)
 
     @classmethod
-    def completed(cls, after: float = 1.0) -> RunScript:
-        """Queued, then in progress, then `completed` *after* seconds."""
-        return cls(_working(after, "completed"))
+    def completed(cls, after: float = 1.0, *, reply: str = DEFAULT_REPLY) -> RunScript:
+        """Queued, then in progress, then `completed` *after* seconds.
+
+        The run adds an assistant message saying *reply* to its thread.
+        """
+        return cls(_working(after, "completed"), reply=reply)
 
     @classmethod
     def failed(
@@ -160,11 +171,16 @@ class RunScript:
 
     @classmethod
     def requires_action(
-        cls, *tool_calls: FunctionCall, after: float = 0.5, then: float = 0.5
+        cls,
+        *tool_calls: ScriptedCall,
+        after: float = 0.5,
+        then: float = 0.5,
+        reply: str = DEFAULT_REPLY,
     ) -> RunScript:
         """Ask for tool outputs after *after* s; complete *then* s after they come.
 
         Without outputs the run stays in `requires_action` until it expires.
+        Once completed, the run adds an assistant message saying *reply*.
         """
         return cls(
             (
@@ -174,7 +190,8 @@ class RunScript:
                 Phase("queued", 0.0),
                 Phase("in_progress", then),
                 Phase("completed"),
-            )
+            ),
+            reply=reply,
         )
 
     @classmethod
@@ -216,6 +233,16 @@ class Fault:
         disconnect: Close the connection without answering.
         body: Answer normally, but with a `"malformed"` body (not JSON) or a
             `"truncated"` one (the JSON cut in half).
+        type: With *status*: the error body's `type`; `None` for the one the
+            API uses with that status (`invalid_request_error` for 4xx,
+            `requests` for 429, `server_error` for 5xx).
+        code: With *status*: the error body's `code`; `None` for the API's
+            usual one (`rate_limit_exceeded` for 429, `invalid_api_key` for
+            401, none otherwise). Give `""` for a null code.
+        message: With *status*: the error body's `message`; `None` for the
+            API's usual text for that status.
+        headers: Headers to add to the answer, error or not (such as
+            `x-should-retry: false`).
     """
 
     run_id: str | None = None
@@ -226,6 +253,111 @@ class Fault:
     retry_after: float | None = None
     disconnect: bool = False
     body: Literal["malformed", "truncated"] | None = None
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def preset(cls, name: FaultPreset, **changes: Any) -> Fault:
+        """Return the fault that imitates a real failure of the API.
+
+        Args:
+            name: One of `rate_limit_exceeded` (429, retried),
+                `tokens_rate_limit_exceeded` (429 on tokens, retried),
+                `insufficient_quota` (429 that must not be retried: a
+                billing problem), `invalid_api_key` (401), `permission_denied`
+                (403), `server_error` (500), `bad_gateway` (502),
+                `overloaded` (503) and `timeout` (504).
+            **changes: Fields to set on top of the preset, such as
+                `times=1` or `run_id=...`.
+
+        Raises:
+            KeyError: For an unknown *name*.
+        """
+        return attrs.evolve(FAULT_PRESETS[name], **changes)
+
+    def error(self) -> tuple[str, str, str | None]:
+        """Return the error body's `(message, type, code)` for this fault."""
+        status = self.status or 500
+        message, kind, code = _FAULT_ERRORS.get(status) or (
+            "The emulator injected this error.",
+            "invalid_request_error" if status < 500 else "server_error",
+            None,
+        )
+        if self.code is not None:
+            code = self.code or None
+        return (self.message or message, self.type or kind, code)
+
+
+FaultPreset = Literal[
+    "rate_limit_exceeded",
+    "tokens_rate_limit_exceeded",
+    "insufficient_quota",
+    "invalid_api_key",
+    "permission_denied",
+    "server_error",
+    "bad_gateway",
+    "overloaded",
+    "timeout",
+]
+
+# The live API's error bodies, by status, for faults that choose none.
+_FAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    401: (
+        "Incorrect API key provided: sk-****. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    429: (
+        "Rate limit reached for requests. Please try again in 1s. Visit "
+        "https://platform.openai.com/account/rate-limits to learn more.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    502: ("Bad gateway.", "server_error", None),
+    503: (
+        "The engine is currently overloaded, please try again later.",
+        "server_error",
+        None,
+    ),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+FAULT_PRESETS: dict[str, Fault] = {
+    "rate_limit_exceeded": Fault(status=429, retry_after=1.0),
+    "tokens_rate_limit_exceeded": Fault(
+        status=429,
+        retry_after=1.0,
+        type="tokens",
+        message="Rate limit reached for gpt-4o on tokens per min (TPM): Limit "
+        "30000, Used 30000, Requested 1200. Please try again in 2.4s. Visit "
+        "https://platform.openai.com/account/rate-limits to learn more.",
+    ),
+    "insufficient_quota": Fault(
+        status=429,
+        type="insufficient_quota",
+        code="insufficient_quota",
+        message="You exceeded your current quota, please check your plan and "
+        "billing details. For more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+    ),
+    "invalid_api_key": Fault(status=401),
+    "permission_denied": Fault(
+        status=403,
+        message="You are not allowed to access this resource with this key.",
+    ),
+    "server_error": Fault(status=500),
+    "bad_gateway": Fault(status=502),
+    "overloaded": Fault(status=503),
+    "timeout": Fault(status=504),
+}
 
 
 converter = cattrs.Converter(forbid_extra_keys=True)

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import attrs
 
 from ._clock import Clock
-from ._script import TERMINAL, Fault, FunctionCall, Phase, RunScript
+from ._ratelimit import RateLimit, RateLimiter
+from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
 
 JSON = dict[str, Any]
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -40,8 +41,8 @@ _ASKS_FOR_OUTPUTS = RunScript.requires_action()
 
 
 def new_id(prefix: str) -> str:
-    """Return a fresh id in the API's style, such as `run_…`."""
-    return f"{prefix}_{secrets.token_hex(12)}"
+    """Return a fresh id in the API's style, such as `run_…` (`file-…` for files)."""
+    return f"{prefix}{'-' if prefix == 'file' else '_'}{secrets.token_hex(12)}"
 
 
 class ApiError(Exception):
@@ -207,6 +208,10 @@ class Run:
         self._events: list[tuple[float, int, Callable[[float], None]]] = []
         self._tools_run = False
         self._waiting: _Step | None = None
+        # Calls still to ask for, one at a time, when parallel_tool_calls is off.
+        self._queued_calls: list[ScriptedCall] = []
+        # Called once when the run ends: the thread appends the reply.
+        self.on_end: Callable[[Run, float], None] | None = None
         self._enter(0, now)
 
     # -- the lifecycle ------------------------------------------------------
@@ -257,6 +262,10 @@ class Run:
         self._finish(step, "completed", now)
         self._waiting = None
         self.required_action = None
+        if self._queued_calls:
+            # Without parallel tool calls the model asks again, for the next.
+            self._ask(self._queued_calls.pop(0), now=now)
+            return
         self._enter(self.phase + 1, now)
 
     def rescript(self, script: RunScript, now: float) -> None:
@@ -272,6 +281,7 @@ class Run:
             if step.status == "in_progress":
                 self._finish(step, "completed", now)
         self._waiting = None
+        self._queued_calls = []
         self.required_action = None
         self.script = script
         if script.cancel_delay is not None:
@@ -286,6 +296,11 @@ class Run:
         phase = self.script.phases[index]
         if phase.status in TERMINAL:
             self._end(phase.status, now)
+            return
+        if phase.status == "requires_action" and not self.may_call_functions:
+            # tool_choice "none" (or another tool forced): the model calls no
+            # function, so the run goes straight on.
+            self._enter(index + 1, now)
             return
         self.status = phase.status
         if phase.status == "requires_action":
@@ -309,6 +324,9 @@ class Run:
         for step in self.steps:
             if step.status == "in_progress":
                 self._finish(step, _STEP_END[status], now)
+        if self.on_end is not None:
+            on_end, self.on_end = self.on_end, None
+            on_end(self, now)
 
     def _plan_steps(self, index: int, now: float, seconds: float | None) -> None:
         # Steps spread evenly over the phase; the last one is still in
@@ -321,7 +339,7 @@ class Run:
             planned += [
                 _tool_step(tool["type"])
                 for tool in self.fields["tools"]
-                if tool["type"] != "function"
+                if tool["type"] in _STEP_TOOLS
             ]
         if after != "requires_action":
             planned.append(
@@ -346,13 +364,33 @@ class Run:
     def _complete(self, step: _Step, now: float) -> None:
         self._finish(step, "completed", now)
 
+    @property
+    def may_call_functions(self) -> bool:
+        """Whether the run's `tool_choice` lets the model call a function."""
+        choice = self.fields["tool_choice"]
+        if isinstance(choice, dict):
+            return bool(choice["type"] == "function")
+        return bool(choice != "none")
+
     def _ask_for_outputs(self, phase: Phase, now: float) -> None:
         calls = phase.tool_calls or tuple(
-            FunctionCall(tool["function"]["name"])
+            ScriptedCall(tool["function"]["name"])
             for tool in self.fields["tools"]
             if tool["type"] == "function"
         )
-        calls = calls or (FunctionCall("lookup"),)
+        calls = calls or (ScriptedCall("lookup"),)
+        choice = self.fields["tool_choice"]
+        if isinstance(choice, dict):
+            # A forced function: the model calls that one and no other.
+            name = choice["function"]["name"]
+            calls = tuple(c for c in calls if c.name == name) or (ScriptedCall(name),)
+        if self.fields["parallel_tool_calls"] is False:
+            first, *rest = calls
+            self._queued_calls = rest
+            calls = (first,)
+        self._ask(*calls, now=now)
+
+    def _ask(self, *calls: ScriptedCall, now: float) -> None:
         ids = [new_id("call") for _ in calls]
         self.required_action = {
             "type": "submit_tool_outputs",
@@ -480,9 +518,21 @@ def _usage(prompt: int, completion: int) -> JSON:
     }
 
 
+# The tools the server runs itself, each with a step of its own; Azure AI
+# Foundry's `connected_agent` and `azure_function` have no step tool call in
+# its v1 spec, and function calls go to the client.
+_STEP_TOOLS = frozenset(
+    {"code_interpreter", "file_search", "azure_ai_search", "bing_grounding", "openapi"}
+)
+
+
 def _tool_step(kind: str) -> JSON:
     call: JSON
-    if kind == "code_interpreter":
+    if kind in ("azure_ai_search", "bing_grounding", "openapi"):
+        # Azure AI Foundry's: a string map "reserved for future use".
+        details = {"bing_grounding": {"requesturl": "https://api.bing.microsoft.com/"}}
+        call = {"id": new_id("call"), "type": kind, kind: details.get(kind, {})}
+    elif kind == "code_interpreter":
         call = {
             "id": new_id("call"),
             "type": "code_interpreter",
@@ -541,6 +591,8 @@ class _Thread:
     metadata: dict[str, str]
     runs: list[Run] = attrs.Factory(list)
     positions: dict[str, int] = attrs.Factory(dict)
+    messages: list[JSON] = attrs.Factory(list)
+    tool_resources: JSON = attrs.Factory(dict)
 
 
 @attrs.define
@@ -620,10 +672,14 @@ class EmulatorState:
         self.expires_after = expires_after
         self.poll_after_ms = poll_after_ms
         self.counts = RequestCounts()
+        # Reported in x-ratelimit-* headers; enforced only when asked for.
+        self.rate_limiter = RateLimiter(RateLimit(enforce=False))
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
         self._faults: list[_ActiveFault] = []
+        # Called as each run ends (the conversation appends the reply).
+        self.on_run_end: Callable[[Run, float], None] | None = None
         # Fault draws must be reproducible, not secret.
         self._random = random.Random(seed)  # noqa: S311
 
@@ -665,6 +721,11 @@ class EmulatorState:
             thread.positions[run.id] = len(thread.runs)
             thread.runs.append(run)
             self.runs[run.id] = run
+            if self.on_run_end is not None:
+                run.on_end = self.on_run_end
+                if run.status in TERMINAL:  # a script that ends at once
+                    run.on_end = None
+                    self.on_run_end(run, self.clock.now())
             return run
 
     def _script_for(self, fields: JSON) -> RunScript:
@@ -679,7 +740,11 @@ class EmulatorState:
             return self.scripts[name]
         if self.default_script is not None:
             return self.default_script
-        if any(tool["type"] == "function" for tool in fields["tools"]):
+        choice = fields["tool_choice"]
+        may_call = choice != "none" and (
+            not isinstance(choice, dict) or choice["type"] == "function"
+        )
+        if may_call and any(tool["type"] == "function" for tool in fields["tools"]):
             return _ASKS_FOR_OUTPUTS
         return _COMPLETES
 
@@ -844,7 +909,7 @@ def _thread_json(thread: _Thread) -> JSON:
         "object": "thread",
         "created_at": thread.created_at,
         "metadata": thread.metadata,
-        "tool_resources": {},
+        "tool_resources": thread.tool_resources,
     }
 
 

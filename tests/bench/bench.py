@@ -8,7 +8,8 @@ run, interleaved (the order rotates each repetition), and every figure is the
 CPU time of the client process (``time.process_time``), not wall time, with
 its ratio to raw aiohttp (or to ``json.loads``) from the same repetition.
 Medians over the repetitions are reported. Each watch runs in a fresh process
-(``_watch.py``) so that its peak RSS is its own.
+(``_watch.py``) so that its peak RSS is its own. The streaming figure
+(``_stream.py``) has its own server process.
 """
 
 # ruff: noqa: PLC0415 - clients and matplotlib load only where they are measured
@@ -32,6 +33,8 @@ import _payloads
 import aiohttp
 from _clients import CLIENTS
 from _server import STEPS_RUN, THREAD
+from _stream import print_table as print_stream_table
+from _stream import stream_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -444,6 +447,9 @@ def main() -> None:
         "--plot", type=Path, default=ROOT / "docs" / "images" / "bench.png"
     )
     parser.add_argument("--no-watch", action="store_true", help="skip watching N runs")
+    parser.add_argument(
+        "--no-stream", action="store_true", help="skip the stream figure"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     cfg = Settings(args.quick)
@@ -462,6 +468,9 @@ def main() -> None:
         results.update(asyncio.run(http_sections(url, cfg)))
         print("measuring parse only ...", file=sys.stderr)
         results["parse"] = parse_section(cfg)
+        if not args.no_stream:
+            print("measuring streaming ...", file=sys.stderr)
+            results["stream"] = stream_section(quick=cfg.quick)
         records = [] if args.no_watch else watch_section(url, cfg)
         results["watch_records"] = records
         results["watch"] = watch_summary(records)
@@ -471,6 +480,8 @@ def main() -> None:
         server.wait(timeout=10)
     results["seconds"] = round(time.monotonic() - started, 1)
     print_tables(results)
+    if "stream" in results:
+        print_stream_table(results["stream"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
     plot(results, args.plot)

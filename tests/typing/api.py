@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import assert_type
+from typing import Any, NamedTuple, assert_type
 
 import openai_runs
 from openai_runs import (
@@ -20,9 +20,30 @@ from openai_runs import (
     WatchState,
     tool_registry,
 )
-from openai_runs.auth import ApiKeyAuth, TokenAuth
-from openai_runs.exceptions import APIStatusError, InvalidRequestError, ToolCallError
-from openai_runs.models import Page, ToolCall, ToolOutput, as_datetime
+from openai_runs.auth import ApiKeyAuth, CredentialAuth, TokenAuth
+from openai_runs.exceptions import (
+    APIStatusError,
+    InvalidRequestError,
+    ThreadLockedError,
+    ToolCallError,
+)
+from openai_runs.models import (
+    BingGroundingConfiguration,
+    BingGroundingSearch,
+    BingGroundingTool,
+    ConnectedAgentTool,
+    DeletedThread,
+    Message,
+    MessageDelta,
+    MessagePartDelta,
+    MessageStatus,
+    Page,
+    TextContent,
+    Thread,
+    ToolCall,
+    ToolOutput,
+    as_datetime,
+)
 
 
 async def token() -> tuple[str, float]:
@@ -89,3 +110,108 @@ async def use() -> None:
         assert_type(error.request_id, str | None)
     payload = openai_runs.converter.unstructure(run)
     assert_type(openai_runs.converter.structure(payload, Run), Run)
+
+
+async def converse(client: RunsClient) -> None:
+    thread = await client.threads.create(metadata={"user": "u1"})
+    assert_type(thread, Thread)
+    message = await client.messages.create(thread.id, content="Hi")
+    assert_type(message, Message)
+    await client.messages.create(
+        thread.id,
+        role="assistant",
+        content=[TextContent(text="Hello")],
+    )
+    messages = client.messages.list(thread.id, run_id="r", order="asc", limit=5)
+    assert_type(messages, AsyncPager[Message])
+    async for each in messages:
+        assert_type(each.text, str)
+        assert_type(each.status, MessageStatus | str)
+    assert_type(await client.messages.retrieve(thread.id, message.id), Message)
+    assert_type(await client.threads.update(thread.id, metadata={}), Thread)
+    assert_type(await client.threads.delete(thread.id), DeletedThread)
+    try:
+        await client.messages.create(thread.id, content="more")
+    except ThreadLockedError as error:
+        assert_type(error.run_id, str)
+
+
+async def streaming(client: RunsClient) -> None:
+    """Streaming, as a web app uses it."""
+    stream = client.runs.stream("t", assistant_id="a", tool_handler=serve_weather)
+    assert_type(stream, openai_runs.RunStream)
+    async with stream:
+        async for event in stream:
+            assert_type(event, openai_runs.StreamEvent)
+            assert_type(event.event, str)
+            if isinstance(event.data, MessageDelta):
+                assert_type(event.data.delta.content, list[MessagePartDelta] | None)
+        async for text in stream.text_deltas():
+            assert_type(text, str)
+        assert_type(await stream.final_run(), Run)
+        assert_type(await stream.final_messages(), list[Message])
+        assert_type(await stream.final_steps(), list[openai_runs.RunStep])
+        assert_type(stream.current_run, Run | None)
+    thread_stream = client.runs.create_thread_and_run_stream(assistant_id="a")
+    assert_type(thread_stream, openai_runs.RunStream)
+    outputs = [ToolOutput(tool_call_id="c", output="{}")]
+    rest = client.runs.submit_tool_outputs_stream("t", "r", tool_outputs=outputs)
+    async with rest:
+        assert_type((await rest.final_run()).status, RunStatus | str)
+
+
+def serve_weather(call: ToolCall) -> str:
+    return call.function.arguments
+
+
+class AccessToken(NamedTuple):
+    """azure-core's `AccessToken`, as azure-identity returns it."""
+
+    token: str
+    expires_on: int
+
+
+class AzureLikeCredential:
+    """The signature of azure-identity's `AsyncTokenCredential.get_token`."""
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return AccessToken("t", 0)
+
+    async def close(self) -> None:
+        pass
+
+
+async def foundry() -> None:
+    credential = AzureLikeCredential()
+    async with RunsClient.foundry(
+        "https://x.services.ai.azure.com/api/projects/p", credential=credential
+    ) as client:
+        run = await client.runs.create("thread_1", agent_id="asst_1")
+        assert_type(run, Run)
+        assert_type(
+            await client.runs.create_thread_and_run(
+                agent_id="asst_1",
+                tools=[
+                    BingGroundingTool(
+                        bing_grounding=BingGroundingSearch(
+                            search_configurations=[
+                                BingGroundingConfiguration(connection_id="c")
+                            ]
+                        )
+                    )
+                ],
+            ),
+            Run,
+        )
+        for tool in run.tools:
+            if isinstance(tool, ConnectedAgentTool):
+                assert_type(tool.connected_agent.id, str)
+    RunsClient(auth=CredentialAuth(credential))
+    RunsClient.foundry(api_key="token", api_version="v1", timeout=5)
