@@ -37,9 +37,9 @@ class RetryPolicy:
     """How transient failures are retried: exponential backoff with jitter.
 
     Connection errors, timeouts, 408, 409, 429 and 5xx are transient; so is
-    any answer with ``x-should-retry: true``, and none with
-    ``x-should-retry: false``. A 429 with code ``insufficient_quota`` never
-    is. A server's hint (``retry-after-ms``, then ``Retry-After`` in seconds
+    any answer with `x-should-retry: true`, and none with
+    `x-should-retry: false`. A 429 with code `insufficient_quota` never
+    is. A server's hint (`retry-after-ms`, then `Retry-After` in seconds
     or as an HTTP date) replaces the backoff when it is at most
     *max_retry_after*; a longer hint is not slept on: the error is raised
     with the hint in its `retry_after`. A hint of 0 or less, or one that is

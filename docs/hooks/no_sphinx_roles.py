@@ -20,13 +20,7 @@ log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 # Docstrings being rewritten on the watch-core branch (issue 10): their markup
 # is reported, not fatal, until they land. Remove a name once it is clean;
 # the build fails while a listed object has nothing left to excuse.
-PENDING: frozenset[str] = frozenset(
-    {
-        "openai_runs.RunWatcher",
-        "openai_runs.PollPolicy",
-        "openai_runs.WatchResult",
-    }
-)
+PENDING: frozenset[str] = frozenset()
 
 _CODE = re.compile(r"<(code|pre)\b.*?</\1>", re.DOTALL)
 _HEADING = re.compile(r'<h[1-6] id="([^"]+)" class="doc doc-heading')
