@@ -141,6 +141,7 @@ def deep(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         "tests/test_models.py",
+        "--timeout=1800",  # many more examples than the default limit allows for
         *session.posargs,
         env={"OPENAI_RUNS_HYPOTHESIS_EXAMPLES": "200"},
     )

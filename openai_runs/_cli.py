@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from . import RunsClient, RunWatcher, converter, tool_registry
@@ -39,7 +40,7 @@ from .models import (
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import Emulator, RunScript, ScriptedCall
+from .testing import Assistant, Emulator, ManualClock, RunScript, ScriptedCall
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -174,15 +175,78 @@ def _parser() -> argparse.ArgumentParser:
         help="serve OpenAI's shape at /v1 (default), or Azure AI Foundry's at "
         "/api/projects/PROJECT (any bearer token; --key unused)",
     )
-    p.add_argument(
-        "--project", default="emulator", help="the Foundry project name in the URL"
-    )
+    _serve_options(p)
     p = command("demo", _demo, "Run and watch a batch of runs, on the emulator.")
     p.add_argument(
         "--assistant-id",
         help="with --base-url: the assistant to run on the real server",
     )
     return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    """The emulator's settings, for test suites that drive it from outside."""
+    p.add_argument(
+        "--project", default="emulator", help="the Foundry project name in the URL"
+    )
+    p.add_argument(
+        "--manual-clock",
+        action="store_true",
+        help="time moves only on POST /_emulator/clock/advance (starts at now)",
+    )
+    p.add_argument(
+        "--poll-after-ms",
+        type=int,
+        metavar="MS",
+        help="send this openai-poll-after-ms hint on run responses",
+    )
+    p.add_argument(
+        "--expires-after",
+        type=_seconds_or_never,
+        default=600.0,
+        metavar="SECONDS",
+        help="seconds from a run's creation to its expiry, or 'never' (default 600)",
+    )
+    p.add_argument(
+        "--cancel-delay",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds a cancelled run spends cancelling (default 0.5)",
+    )
+    p.add_argument(
+        "--require-beta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="require OpenAI-Beta: assistants=v2, as the live API does (default)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seeds faults with a probability"
+    )
+    p.add_argument(
+        "--assistants",
+        type=Path,
+        metavar="FILE",
+        help="a JSON array of assistants ({id, model, instructions, tools, ...}) "
+        "whose runs inherit them",
+    )
+    p.add_argument(
+        "--metadata-update",
+        choices=["replace", "merge"],
+        default="replace",
+        help="how modifying a run treats its metadata (live behaviour undocumented)",
+    )
+    p.add_argument(
+        "--unknown-cursor",
+        choices=["error", "empty"],
+        default="error",
+        help="a list's answer to an unknown after/before id: 400 or an empty page",
+    )
+    p.add_argument(
+        "--strict-assistants",
+        action="store_true",
+        help="answer 404 for an assistant_id not registered (default: accept any)",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -507,8 +571,62 @@ def exit_code(run: Run) -> int:
     return EXIT_CODES.get(run.status, EXIT_ERROR)
 
 
+def _seconds_or_never(text: str) -> float | None:
+    if text == "never":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or 'never', got {text!r}"
+        ) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return seconds
+
+
+def _load_assistants(path: Path | None) -> list[Assistant]:
+    """Read `--assistants`: a JSON array of objects with Assistant's fields.
+
+    Raises:
+        ValueError: If the file is unreadable or its assistants invalid.
+        TypeError: If the file is not a JSON array.
+    """
+    if path is None:
+        return []
+    try:
+        items = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--assistants {path}: {error}") from None
+    if not isinstance(items, list):
+        raise TypeError(f"--assistants {path}: expected a JSON array of assistants")
+    try:
+        return [Assistant(**item) for item in items]
+    except TypeError as error:
+        raise ValueError(f"--assistants {path}: {error}") from None
+
+
 async def _serve(args: argparse.Namespace) -> int:
-    emulator = Emulator(api_key=args.key, dialect=args.dialect, project=args.project)
+    try:
+        assistants = _load_assistants(args.assistants)
+    except (ValueError, TypeError) as error:
+        print(f"openai-runs: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    emulator = Emulator(
+        api_key=args.key,
+        dialect=args.dialect,
+        project=args.project,
+        clock=ManualClock(time.time()) if args.manual_clock else None,
+        poll_after_ms=args.poll_after_ms,
+        expires_after=args.expires_after,
+        cancel_delay=args.cancel_delay,
+        require_beta=args.require_beta,
+        seed=args.seed,
+        assistants=assistants,
+        strict_assistants=args.strict_assistants,
+        metadata_update=args.metadata_update,
+        unknown_cursor=args.unknown_cursor,
+    )
     try:
         await emulator.start(args.host, args.port)
     except OSError as error:  # the port is taken, or the host is not ours

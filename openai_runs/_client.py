@@ -20,8 +20,9 @@ import cattrs
 from yarl import URL
 
 from . import __version__
+from ._body import check_number, structured, wire
 from ._budget import Budget, LocalBudget
-from ._converter import client_converter, request_converter
+from ._converter import client_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
 from ._many import RunRef, WatchResult, watch_many
@@ -33,22 +34,14 @@ from ._thread_lock import active_run, wait_idle
 from ._threads import Messages, Threads
 from ._tools import ToolHandler
 from ._validation import (
-    FOUNDRY_RESPONSE_FORMATS,
-    FOUNDRY_TOOL_CHOICES,
-    MIN_TOKEN_LIMIT,
-    RESPONSE_FORMATS,
-    TOOL_CHOICES,
     check_base_url,
-    check_choice,
     check_count,
     check_header,
     check_id,
     check_include,
     check_metadata,
     check_path,
-    check_range,
     check_seconds,
-    check_tools,
     list_params,
 )
 from ._watch_core import WATCH_OPTIONS, PollPolicy, Settings, WatchOptions
@@ -217,11 +210,6 @@ class RunsClient:
             max_response_bytes=max_response_bytes,
         )
         self._hosted_openai = "://api.openai.com" in self._transport.base_url
-        # The tool_choice and response_format strings the server takes.
-        self._choices: tuple[tuple[str, ...], tuple[str, ...]] = (
-            TOOL_CHOICES,
-            RESPONSE_FORMATS,
-        )
         self._answered = False
         self.runs = Runs(self)
         self.messages = Messages(self)
@@ -376,7 +364,6 @@ class RunsClient:
         client = cls(base_url=endpoint, auth=auth, default_query=query, **options)
         # Foundry neither declares nor needs OpenAI's beta header.
         client._transport.headers.pop("OpenAI-Beta", None)
-        client._choices = (FOUNDRY_TOOL_CHOICES, FOUNDRY_RESPONSE_FORMATS)
         return client
 
     @property
@@ -452,7 +439,10 @@ class RunsClient:
             check_seconds("timeout", timeout)
         if max_retries is not None:
             check_count("max_retries", max_retries)
-        data = None if body is None else json.dumps(body).encode()
+        try:
+            data = None if body is None else json.dumps(body, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:  # NaN, a set, a cycle: not JSON
+            raise InvalidRequestError("body", f"is not JSON: {exc}") from None
         query = list(params)
 
         budget = self.budget
@@ -597,15 +587,19 @@ class RunCreateParams(TypedDict, total=False):
         reasoning_effort: `low`, `medium`, `high`, ... for reasoning models.
         instructions: Replaces the assistant's instructions.
         additional_instructions: Appended to the instructions.
-        additional_messages: Added to the thread before the run.
-        tools: Replaces the assistant's tools (at most 20).
+        additional_messages: Added to the thread before the run: each a
+            [MessageRequest][openai_runs.models.MessageRequest] or its JSON.
+        tools: Replaces the assistant's tools: tool models or their JSON
+            (`{"type": "code_interpreter"}`).
         metadata: At most 16 string pairs.
-        temperature: Sampling temperature, 0 to 2.
-        top_p: Nucleus sampling mass, 0 to 1.
-        max_prompt_tokens: At least 256.
-        max_completion_tokens: At least 256.
-        truncation_strategy: How the thread is cut before the run.
-        tool_choice: `none`, `auto`, `required` or a
+        temperature: Sampling temperature (OpenAI takes 0 to 2).
+        top_p: Nucleus sampling mass (0 to 1).
+        max_prompt_tokens: A token budget (OpenAI takes 256 or more).
+        max_completion_tokens: A token budget (OpenAI takes 256 or more).
+        truncation_strategy: How the thread is cut before the run (a model
+            or its JSON).
+        tool_choice: `none`, `auto`, `required` (not on Azure AI Foundry),
+            strings sent as given, or a
             [NamedToolChoice][openai_runs.models.NamedToolChoice].
         parallel_tool_calls: Whether the model may call tools in parallel.
         response_format: `auto` or a response format model.
@@ -616,17 +610,17 @@ class RunCreateParams(TypedDict, total=False):
     reasoning_effort: str | None
     instructions: str | None
     additional_instructions: str | None
-    additional_messages: Sequence[MessageRequest] | None
-    tools: Sequence[Tool] | None
+    additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None
+    tools: Sequence[Tool | Mapping[str, Any]] | None
     metadata: Mapping[str, str] | None
     temperature: float | None
     top_p: float | None
     max_prompt_tokens: int | None
     max_completion_tokens: int | None
-    truncation_strategy: TruncationStrategy | None
-    tool_choice: str | NamedToolChoice | None
+    truncation_strategy: TruncationStrategy | Mapping[str, Any] | None
+    tool_choice: str | NamedToolChoice | Mapping[str, Any] | None
     parallel_tool_calls: bool | None
-    response_format: str | ResponseFormat | None
+    response_format: str | ResponseFormat | Mapping[str, Any] | None
     include: Iterable[str] | None
 
 
@@ -918,7 +912,7 @@ class Runs:
         thread_id: str,
         run_id: str,
         *,
-        tool_outputs: Sequence[ToolOutput],
+        tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
         **options: Unpack[WatchOptions],
     ) -> Run:
         """Submit tool outputs, then watch the run.
@@ -985,9 +979,7 @@ class Runs:
         path = ("threads", check_id("thread_id", thread_id), "runs")
         fields: dict[str, Any] = dict(params)
         include = fields.pop("include", None)
-        fields["additional_messages"] = _messages(fields.get("additional_messages"))
         body = _run_body(
-            self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
             **fields,
         )
@@ -1008,20 +1000,20 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        thread: ThreadRequest | None = None,
+        thread: ThreadRequest | Mapping[str, Any] | None = None,
         model: str | None = None,
         instructions: str | None = None,
-        tools: Sequence[Tool] | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_resources: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
         max_prompt_tokens: int | None = None,
         max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | None = None,
-        tool_choice: str | NamedToolChoice | None = None,
+        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
+        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | None = None,
+        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
@@ -1035,15 +1027,18 @@ class Runs:
                 empty thread if *None*.
             model: Overrides the assistant's model.
             instructions: Replaces the assistant's instructions.
-            tools: Replaces the assistant's tools (at most 20).
+            tools: Replaces the assistant's tools: tool models or their JSON
+                (`{"type": "code_interpreter"}`).
             tool_resources: Files and vector stores for the tools.
             metadata: At most 16 string pairs, on the run.
-            temperature: Sampling temperature, 0 to 2.
-            top_p: Nucleus sampling mass, 0 to 1.
-            max_prompt_tokens: At least 256.
-            max_completion_tokens: At least 256.
-            truncation_strategy: How the thread is cut before the run.
-            tool_choice: `none`, `auto`, `required` or a named tool.
+            temperature: Sampling temperature (OpenAI takes 0 to 2).
+            top_p: Nucleus sampling mass (0 to 1).
+            max_prompt_tokens: A token budget (OpenAI takes 256 or more).
+            max_completion_tokens: A token budget (OpenAI takes 256 or more).
+            truncation_strategy: How the thread is cut before the run (a
+                model or its JSON).
+            tool_choice: `none`, `auto`, `required` or a named tool (a
+                model or its JSON); strings are sent as given.
             parallel_tool_calls: Whether the model may call tools in parallel.
             response_format: `auto` or a response format model.
             timeout: Seconds for one attempt, instead of the client's.
@@ -1055,11 +1050,7 @@ class Runs:
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
         """
-        if thread is not None:
-            check_metadata(thread.metadata)
-            _messages(thread.messages)
         body = _run_body(
-            self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
@@ -1096,17 +1087,17 @@ class Runs:
         reasoning_effort: str | None = None,
         instructions: str | None = None,
         additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest] | None = None,
-        tools: Sequence[Tool] | None = None,
+        additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         metadata: Mapping[str, str] | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
         max_prompt_tokens: int | None = None,
         max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | None = None,
-        tool_choice: str | NamedToolChoice | None = None,
+        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
+        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | None = None,
+        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
@@ -1169,13 +1160,12 @@ class Runs:
         """
         path = ("threads", check_id("thread_id", thread_id), "runs")
         body = _run_body(
-            self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
             model=model,
             reasoning_effort=reasoning_effort,
             instructions=instructions,
             additional_instructions=additional_instructions,
-            additional_messages=_messages(additional_messages),
+            additional_messages=additional_messages,
             tools=tools,
             metadata=metadata,
             temperature=temperature,
@@ -1205,20 +1195,20 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        thread: ThreadRequest | None = None,
+        thread: ThreadRequest | Mapping[str, Any] | None = None,
         model: str | None = None,
         instructions: str | None = None,
-        tools: Sequence[Tool] | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_resources: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
         max_prompt_tokens: int | None = None,
         max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | None = None,
-        tool_choice: str | NamedToolChoice | None = None,
+        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
+        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | None = None,
+        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
@@ -1262,11 +1252,7 @@ class Runs:
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
         """
-        if thread is not None:
-            check_metadata(thread.metadata)
-            _messages(thread.messages)
         body = _run_body(
-            self._client._choices,
             assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
             model=model,
@@ -1300,7 +1286,7 @@ class Runs:
         thread_id: str,
         run_id: str,
         *,
-        tool_outputs: Sequence[ToolOutput],
+        tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
@@ -1465,7 +1451,7 @@ class Runs:
         thread_id: str,
         run_id: str,
         *,
-        tool_outputs: Sequence[ToolOutput],
+        tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
@@ -1499,21 +1485,18 @@ class Runs:
 
 def _stream_timeout(timeout: float | None) -> float | None:
     if timeout is not None:
-        check_range("timeout", timeout, 0)
+        check_seconds("timeout", timeout)
     return timeout
 
 
-def _tool_outputs_body(tool_outputs: Sequence[ToolOutput]) -> dict[str, Any]:
-    """Check the tool outputs and build the submit body."""
-    for output in tool_outputs:
-        if not isinstance(output, ToolOutput):
-            raise InvalidRequestError("tool_outputs", f"{output!r} is not a ToolOutput")
+def _tool_outputs_body(
+    tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Check the tool outputs (models or dicts) and build the submit body."""
+    outputs = structured("tool_outputs", tool_outputs, list[ToolOutput])
+    for output in outputs:
         check_id("tool_outputs.tool_call_id", output.tool_call_id)
-        if not isinstance(output.output, str):
-            raise InvalidRequestError(
-                "tool_outputs.output", "must be a string (JSON-encode it)"
-            )
-    return {"tool_outputs": request_converter.unstructure(list(tool_outputs))}
+    return {"tool_outputs": wire(outputs)}
 
 
 def _assistant(assistant_id: str | None, agent_id: str | None) -> str:
@@ -1533,12 +1516,8 @@ def _assistant(assistant_id: str | None, agent_id: str | None) -> str:
 def _messages(
     messages: Sequence[MessageRequest] | None,
 ) -> Sequence[MessageRequest] | None:
-    """Check the messages' metadata and types."""
+    """Check the messages' roles and metadata."""
     for message in messages or ():
-        if not isinstance(message, MessageRequest):
-            raise InvalidRequestError(
-                "messages", f"{message!r} is not a MessageRequest"
-            )
         if message.role not in {"user", "assistant"}:
             raise InvalidRequestError(
                 "messages", f"role must be 'user' or 'assistant', not {message.role!r}"
@@ -1547,31 +1526,47 @@ def _messages(
     return messages
 
 
-def _run_body(
-    choices: tuple[tuple[str, ...], tuple[str, ...]], **fields: Any
-) -> dict[str, Any]:
+# The shapes of the create calls' structured fields: each may be given as a
+# model or as the API's JSON (a dict, or a list of dicts).
+_SHAPES: Final[dict[str, Any]] = {
+    "additional_messages": list[MessageRequest],
+    "tools": list[Tool],
+    "truncation_strategy": TruncationStrategy,
+    "tool_choice": str | NamedToolChoice | None,
+    "response_format": str | ResponseFormat | None,
+    "thread": ThreadRequest,
+}
+
+
+def _run_body(**fields: Any) -> dict[str, Any]:
     """Check the fields shared by the create calls; drop the unset ones.
 
-    *choices* are the `tool_choice` and `response_format` strings the server
-    takes (Azure AI Foundry's differ from OpenAI's).
+    Only what protects the request and the contract every server shares is
+    checked: shapes (a model or its JSON), JSON numbers, metadata limits,
+    message roles. Ranges and lists of allowed values (temperature 0 to 2,
+    the `tool_choice` strings, tool types, the tool count) drift between
+    OpenAI, Azure and compatible servers, and are theirs to judge.
     """
-    check_tools(fields.get("tools"))
-    check_metadata(fields.get("metadata"))
-    check_range("temperature", fields.get("temperature"), 0, 2)
-    check_range("top_p", fields.get("top_p"), 0, 1)
-    check_range("max_prompt_tokens", fields.get("max_prompt_tokens"), MIN_TOKEN_LIMIT)
-    check_range(
-        "max_completion_tokens", fields.get("max_completion_tokens"), MIN_TOKEN_LIMIT
-    )
-    if (truncation := fields.get("truncation_strategy")) is not None:
-        check_range("truncation_strategy.last_messages", truncation.last_messages, 1)
-    check_choice("tool_choice", fields.get("tool_choice"), choices[0])
-    check_choice("response_format", fields.get("response_format"), choices[1])
     set_fields = {k: v for k, v in fields.items() if v is not None}
+    for name, shape in _SHAPES.items():
+        if name in set_fields:
+            set_fields[name] = structured(name, set_fields[name], shape)
+    _messages(set_fields.get("additional_messages"))
+    if (thread := set_fields.get("thread")) is not None:
+        check_metadata(thread.metadata)
+        _messages(thread.messages)
+    check_metadata(set_fields.get("metadata"))
+    for name in ("temperature", "top_p"):
+        check_number(name, set_fields.get(name))
+    for name in ("max_prompt_tokens", "max_completion_tokens"):
+        check_number(name, set_fields.get(name), integer=True)
+    resources = set_fields.get("tool_resources")
+    if resources is not None and not isinstance(resources, Mapping):
+        raise InvalidRequestError(
+            "tool_resources", f"must be a mapping, not {type(resources).__name__}"
+        )
     return {
-        key: value
-        if isinstance(value, str | bool | int | float)
-        else request_converter.unstructure(value)
+        key: value if isinstance(value, str | bool | int | float) else wire(value)
         for key, value in set_fields.items()
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ._body import structured
 from ._converter import request_converter
 from ._http import Response
 from ._pagination import AsyncPager
@@ -50,7 +51,7 @@ class Threads:
     async def create(
         self,
         *,
-        messages: Sequence[MessageRequest] | None = None,
+        messages: Sequence[MessageRequest | Mapping[str, Any]] | None = None,
         tool_resources: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -76,8 +77,11 @@ class Threads:
         """
         body: dict[str, Any] = {}
         if messages is not None:
-            check_messages(messages)
-            body["messages"] = [message_body(m) for m in messages]
+            requests: list[MessageRequest] = structured(
+                "messages", messages, list[MessageRequest]
+            )
+            check_messages(requests)
+            body["messages"] = [message_body(m) for m in requests]
         if tool_resources is not None:
             body["tool_resources"] = _tool_resources(tool_resources)
         if (checked := check_metadata(metadata)) is not None:
@@ -200,9 +204,9 @@ class Messages:
         self,
         thread_id: str,
         *,
-        content: str | Sequence[MessageContent],
+        content: str | Sequence[MessageContent | Mapping[str, Any]],
         role: str = "user",
-        attachments: Sequence[Attachment] | None = None,
+        attachments: Sequence[Attachment | Mapping[str, Any]] | None = None,
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -242,6 +246,10 @@ class Messages:
         # Typed arguments are still checked: a caller's dicts or None must
         # come back as an InvalidRequestError, not a TypeError half-way.
         given: object = content
+        if not isinstance(given, str) and isinstance(given, Sequence):
+            given = structured("content", given, list[MessageContent])
+        if attachments is not None:
+            attachments = structured("attachments", attachments, list[Attachment])
         request = MessageRequest(
             role=role,
             content=_listed(given),

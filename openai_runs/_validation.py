@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
-from .models import (
-    AzureAISearchTool,
-    AzureFunctionTool,
-    BingGroundingTool,
-    CodeInterpreterTool,
-    ConnectedAgentTool,
-    FileSearchTool,
-    FunctionTool,
-    OpenApiTool,
-)
-
-# The tools a request may carry: OpenAI's three and Azure AI Foundry's five
-# (a server that does not know a type answers 400 for it).
-_SENDABLE_TOOLS: Final = (
-    CodeInterpreterTool,
-    FileSearchTool,
-    FunctionTool,
-    AzureAISearchTool,
-    AzureFunctionTool,
-    BingGroundingTool,
-    ConnectedAgentTool,
-    OpenApiTool,
-)
 
 ORDERS: Final = frozenset({"asc", "desc"})
 STEP_INCLUDES: Final = frozenset(
@@ -215,10 +192,6 @@ def check_include(include: Iterable[str] | None) -> list[str]:
     return values
 
 
-MAX_TOOLS: Final = 20
-MIN_TOKEN_LIMIT: Final = 256
-
-
 def check_range(
     name: str, value: float | None, low: float, high: float | None = None
 ) -> None:
@@ -230,58 +203,6 @@ def check_range(
     if math.isnan(value) or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequestError(name, f"must be {bounds}, not {value}")
-
-
-def check_tools(tools: Sequence[object] | None) -> None:
-    """Refuse more than 20 tools, or a tool that is not one of the tool models."""
-    if tools is None:
-        return
-    if len(tools) > MAX_TOOLS:
-        raise InvalidRequestError(
-            "tools", f"has {len(tools)} tools; at most {MAX_TOOLS} allowed"
-        )
-    for tool in tools:
-        if isinstance(tool, FileSearchTool) and tool.file_search is not None:
-            check_range(
-                "tools.file_search.max_num_results",
-                tool.file_search.max_num_results,
-                1,
-                50,
-            )
-            if (ranking := tool.file_search.ranking_options) is not None:
-                check_range(
-                    "tools.file_search.ranking_options.score_threshold",
-                    ranking.score_threshold,
-                    0,
-                    1,
-                )
-        elif not isinstance(tool, _SENDABLE_TOOLS):
-            raise InvalidRequestError(
-                "tools",
-                f"{tool!r} is not a tool model (CodeInterpreterTool, "
-                "FileSearchTool, FunctionTool, or one of Azure AI Foundry's)",
-            )
-
-
-TOOL_CHOICES: Final = ("none", "auto", "required")
-RESPONSE_FORMATS: Final = ("auto",)
-# Azure AI Foundry's AgentsToolChoiceOptionMode and AgentsApiResponseFormatMode
-# (lost from its swagger's `tool_choice` and `response_format`, which are empty
-# schemas; the TypeSpec source has them): no `required`, and a `none` format.
-FOUNDRY_TOOL_CHOICES: Final = ("none", "auto")
-FOUNDRY_RESPONSE_FORMATS: Final = ("auto", "none")
-
-
-def check_choice(name: str, value: object, strings: tuple[str, ...]) -> None:
-    """Refuse a string *value* that is not one of *strings*.
-
-    Models (a named tool choice, a response format object) pass: their
-    shape is checked by their types.
-    """
-    if isinstance(value, str) and value not in strings:
-        raise InvalidRequestError(
-            name, f"must be one of {', '.join(strings)} or a model, not {value!r}"
-        )
 
 
 def check_seconds(name: str, value: object) -> float:

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _spec import SPEC_PATH, validator
+from test_cli import serving
 from test_emulator import emulated, run
 
 import openai_runs.testing
 from openai_runs import RunsClient
+from openai_runs._cli import main
 from openai_runs.exceptions import InsufficientQuotaError
-from openai_runs.testing import Fault, RateLimit
+from openai_runs.testing import Assistant, Fault, Phase, RateLimit, RunScript
 from openai_runs.testing._schema import unknown_keywords
 
 RUN = validator("RunObject")
 BASE = {"assistant_id": "asst_1"}
 FUNCTION = {"type": "function", "function": {"name": "get_weather"}}
 CLOCK = {"type": "function", "function": {"name": "get_time"}}
+CODE_TOOL = {"type": "code_interpreter"}
 # CreateRunRequest fields that CreateThreadAndRunRequest lacks.
 RUN_ONLY = {"reasoning_effort", "additional_instructions", "additional_messages"}
 REQUEST_SCHEMAS = [
@@ -781,3 +787,312 @@ def test_official_client_reads_the_rate_limit_headers() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         run(main())
+
+
+# -- 5. assistants ------------------------------------------------------------
+
+HELPER = Assistant(
+    id="asst_helper",
+    model="gpt-4.1-mini",
+    instructions="Answer in French.",
+    tools=[FUNCTION],
+    temperature=0.3,
+)
+
+
+def test_a_run_inherits_its_registered_assistant() -> None:
+    """Model, instructions, tools and temperature come from the assistant."""
+
+    async def main() -> None:
+        async with emulated(assistants=[HELPER]) as (emu, api):
+            r = await api.create(assistant_id="asst_helper")
+            assert r["model"] == "gpt-4.1-mini"
+            assert r["instructions"] == "Answer in French."
+            assert r["tools"] == [FUNCTION]
+            assert r["temperature"] == 0.3
+            RUN.validate(r)
+            emu.clock.advance(1)  # type: ignore[attr-defined]
+            assert _names(await api.get(r)) == ["get_weather"]
+            python = emu.create_run(assistant_id="asst_helper")
+            assert python["tools"] == [FUNCTION]
+
+    run(main())
+
+
+def test_a_run_overrides_what_it_sets() -> None:
+    """A run's own model, instructions and tools (even none) win; extra instructions append."""
+
+    async def main() -> None:
+        async with emulated(assistants=[HELPER]) as (emu, api):
+            r = await api.create(
+                emu.create_thread(),
+                assistant_id="asst_helper",
+                model="gpt-4o",
+                tools=[],
+                additional_instructions="Be brief.",
+            )
+            assert (r["model"], r["tools"]) == ("gpt-4o", [])
+            assert r["instructions"] == "Answer in French.\nBe brief."
+
+    run(main())
+
+
+def test_unknown_assistants_are_accepted_unless_strict() -> None:
+    """By default any assistant_id works; strict mode answers the API's 404."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with emulated() as (_, api):
+            r = await api.create(assistant_id="asst_anything")
+            assert (r["model"], r["instructions"], r["tools"]) == ("gpt-4o", "", [])
+        async with (
+            emulated(assistants=[HELPER], strict_assistants=True) as (emu, api),
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key=emu.api_key, max_retries=0
+            ) as client,
+        ):
+            with pytest.raises(openai.NotFoundError, match="No assistant found"):
+                await client.beta.threads.create_and_run(assistant_id="asst_other")
+            run_ = await client.beta.threads.create_and_run(assistant_id="asst_helper")
+            assert run_.model == "gpt-4.1-mini"
+            thread_id = emu.create_thread()
+            error = await api.call(
+                "POST", f"/threads/{thread_id}/runs",
+                json={"assistant_id": "asst_other"}, status=404,
+            )  # fmt: skip
+            assert (
+                error["error"]["message"] == "No assistant found with id 'asst_other'."
+            )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())
+
+
+def test_control_channel_registers_assistants_and_changes_settings() -> None:
+    """PUT /_emulator/assistants/{id} and PATCH /_emulator/config work over HTTP."""
+
+    async def main() -> None:
+        async with emulated() as (emu, api):
+            root = emu.url.removesuffix("/v1")
+            async with api.session.put(
+                root + "/_emulator/assistants/asst_cc",
+                json={"model": "gpt-4.1", "tools": [{"type": "code_interpreter"}]},
+            ) as response:
+                listed = await response.json()
+            assert listed["assistants"][0]["id"] == "asst_cc"
+            async with api.session.patch(
+                root + "/_emulator/config",
+                json={"strict_assistants": True, "poll_after_ms": 250,
+                      "expires_after": None},
+            ) as response:  # fmt: skip
+                config = await response.json()
+            assert config["clock"] == "manual"
+            assert config["strict_assistants"] is True
+            r = await api.create(assistant_id="asst_cc")
+            assert r["model"] == "gpt-4.1"
+            assert r["expires_at"] is None
+            assert api.last.headers["openai-poll-after-ms"] == "250"
+            await api.call("POST", "/threads/runs", json=BASE, status=404)
+            for bad in ({"poll_after_ms": "soon"}, {"cancel_delay": -1},
+                        {"strict_assistants": 1}, {"colour": 1}):  # fmt: skip
+                async with api.session.patch(
+                    root + "/_emulator/config", json=bad
+                ) as response:
+                    assert response.status == 400, bad
+
+    run(main())
+
+
+# -- 8. serve from outside Python ---------------------------------------------
+
+
+def _http(method: str, url: str, body: Any = None, key: str | None = None) -> Any:
+    """One raw HTTP call, as a test suite in another language would make it."""
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_serve_options_control_time_and_settings(tmp_path: Path) -> None:
+    """serve --manual-clock, --expires-after, --poll-after-ms, --no-require-beta,
+    --assistants and --strict-assistants, driven over raw HTTP."""
+    assistants = tmp_path / "assistants.json"
+    assistants.write_text(json.dumps([{"id": "asst_1", "tools": [FUNCTION]}]))
+    args = [
+        "--manual-clock", "--expires-after", "60", "--poll-after-ms", "40",
+        "--no-require-beta", "--assistants", str(assistants),
+        "--strict-assistants", "--key", "sk-test",
+    ]  # fmt: skip
+    with serving(*args) as url:
+        root = url.removesuffix("/v1")
+        status, headers, r = _http("POST", url + "/threads/runs", BASE, "sk-test")
+        assert status == 200, r
+        assert headers["openai-poll-after-ms"] == "40"
+        assert r["expires_at"] == r["created_at"] + 60
+        assert r["tools"] == [FUNCTION]
+        run_url = f"{url}/threads/{r['thread_id']}/runs/{r['id']}"
+        _http("POST", root + "/_emulator/clock/advance", {"seconds": 1})
+        assert _http("GET", run_url, key="sk-test")[2]["status"] == "requires_action"
+        _, _, advanced = _http(
+            "POST", root + "/_emulator/clock/advance", {"seconds": 60}
+        )
+        assert _http("GET", run_url, key="sk-test")[2]["status"] == "expired"
+        status, _, error = _http(
+            "POST", url + "/threads/runs", {"assistant_id": "asst_2"}, "sk-test"
+        )
+        assert (status, error["error"]["message"]) == (
+            404,
+            "No assistant found with id 'asst_2'.",
+        )
+        _, _, config = _http("GET", root + "/_emulator/config")
+        assert config["clock"] == "manual"
+        assert config["now"] == advanced["now"]
+
+
+def test_serve_with_a_bad_assistants_file_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken --assistants file exits 1 with one line, not a traceback."""
+    bad = tmp_path / "a.json"
+    bad.write_text('{"id": "asst_1"}')
+    assert main(["serve", "--port", "0", "--assistants", str(bad)]) == 1
+    assert "expected a JSON array" in capsys.readouterr().err
+
+
+# -- 9. usage and tool resources ----------------------------------------------
+
+
+def _total(usages: list[Any]) -> tuple[int, int, int]:
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return tuple(sum(u[k] for u in usages if u) for k in keys)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("tools", "cancel_after", "expected"),
+    [
+        ([CODE_TOOL, {"type": "file_search"}], None, (120, 40, 160)),
+        ([FUNCTION, CLOCK], None, (120, 40, 160)),
+        ([CODE_TOOL], 0.0, (0, 0, 0)),
+        ([CODE_TOOL, {"type": "file_search"}], 1.0, None),
+    ],
+)
+def test_run_usage_is_the_sum_of_its_steps(
+    tools: list[Any], cancel_after: float | None, expected: tuple[int, int, int] | None
+) -> None:
+    """Usage adds up over steps; a run cancelled while queued used nothing."""
+
+    async def main() -> None:
+        script = RunScript((Phase("queued", 0.5), Phase("in_progress", 1.0),
+                            Phase("completed")))  # fmt: skip
+        if tools[0] is FUNCTION:
+            script = RunScript.requires_action(after=0.5, then=0.5)
+        async with emulated(default_script=script) as (emu, api):
+            r = await api.create(tools=tools)
+            if cancel_after is not None:
+                emu.clock.advance(cancel_after)  # type: ignore[attr-defined]
+                await api.call(
+                    "POST", f"/threads/{r['thread_id']}/runs/{r['id']}/cancel"
+                )
+            emu.clock.advance(1)  # type: ignore[attr-defined]
+            got = await api.get(r)
+            if got["status"] == "requires_action":
+                await _submit(api, got)
+                emu.clock.advance(2)  # type: ignore[attr-defined]
+                got = await api.get(r)
+            emu.clock.advance(2)  # type: ignore[attr-defined]
+            got = await api.get(r)
+            assert got["status"] in ("completed", "cancelled")
+            steps = (await api.steps(r, limit=100))["data"]
+            run_usage = got["usage"]
+            total = (run_usage["prompt_tokens"], run_usage["completion_tokens"],
+                     run_usage["total_tokens"])  # fmt: skip
+            assert total == _total([s["usage"] for s in steps])
+            if expected is not None:
+                assert total == expected
+            if cancel_after == 0.0:
+                assert steps == []
+            elif cancel_after is not None:
+                assert 0 < total[2] < 160
+
+    run(main())
+
+
+def test_a_new_threads_tool_resources_are_kept() -> None:
+    """thread.tool_resources of create_and_run reach the thread (vector_stores made into ids)."""
+    openai = pytest.importorskip("openai")
+
+    async def main() -> None:
+        async with (
+            emulated() as (emu, _),
+            openai.AsyncOpenAI(
+                base_url=emu.url, api_key=emu.api_key, max_retries=0
+            ) as client,
+        ):
+            r = await client.beta.threads.create_and_run(
+                assistant_id="asst_1",
+                thread={
+                    "tool_resources": {
+                        "code_interpreter": {"file_ids": ["file-abc"]},
+                        "file_search": {"vector_stores": [{"file_ids": ["file-x"]}]},
+                    }
+                },
+            )
+            thread = await client.beta.threads.retrieve(r.thread_id)
+            resources = thread.tool_resources
+            assert resources is not None
+            assert resources.code_interpreter is not None
+            assert resources.code_interpreter.file_ids == ["file-abc"]
+            assert resources.file_search is not None
+            (store,) = resources.file_search.vector_store_ids or []
+            assert store.startswith("vs_")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        run(main())
+
+
+# -- where the live behaviour is unknown: the emulator's choice, configurable --
+
+
+def test_metadata_update_replaces_by_default_and_can_merge() -> None:
+    """Modifying metadata replaces it; metadata_update="merge" merges (and "" removes)."""
+
+    async def main() -> None:
+        for mode, expected in (
+            ("replace", {"b": "2"}),
+            ("merge", {"a": "1", "b": "2"}),
+        ):
+            async with emulated(metadata_update=mode) as (_, api):
+                r = await api.create(metadata={"a": "1", "c": "3"})
+                path = f"/threads/{r['thread_id']}/runs/{r['id']}"
+                body = {"metadata": {"b": "2", "c": ""}}
+                got = await api.call("POST", path, json=body)
+                want = expected if mode == "merge" else {"b": "2", "c": ""}
+                assert got["metadata"] == want
+
+    run(main())
+
+
+def test_an_unknown_cursor_is_a_400_by_default_or_an_empty_page() -> None:
+    """after=<unknown id> is a 400, or with unknown_cursor="empty" an empty page."""
+
+    async def main() -> None:
+        async with emulated() as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            await api.call("GET", path, params={"after": "run_gone"}, status=400)
+        async with emulated(unknown_cursor="empty") as (_, api):
+            r = await api.create()
+            path = f"/threads/{r['thread_id']}/runs"
+            page = await api.call("GET", path, params={"after": "run_gone"})
+            assert (page["data"], page["has_more"]) == ([], False)
+
+    run(main())

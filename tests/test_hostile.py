@@ -38,7 +38,7 @@ from openai_runs._client import _parse
 from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
 from openai_runs._json import MAX_DEPTH
 from openai_runs.auth import ApiKeyAuth, BearerAuth, TokenAuth
-from openai_runs.models import Page, as_datetime
+from openai_runs.models import FunctionDefinition, FunctionTool, Page, as_datetime
 
 KEY = "sk-hostile-SECRET-abcdef0123456789"
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -1130,3 +1130,154 @@ def test_a_per_call_timeout_must_be_finite_and_positive(
             loopback.client.runs.retrieve("thread_1", "run_1", timeout=timeout)
         )
     assert loopback.recorder.seen == []
+
+
+# -- request bodies, the openai-python way ----------------------------------------
+
+
+WEATHER_DICT = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object"}},
+}
+
+
+def test_every_request_model_takes_the_api_json_as_a_dict(loopback: Loopback) -> None:
+    """Dicts for thread, tools, truncation, tool_choice, response format and outputs are sent as given."""
+    options: dict[str, Any] = {
+        "thread": {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "hi"}],
+                    "attachments": [
+                        {"file_id": "file_1", "tools": [{"type": "file_search"}]}
+                    ],
+                }
+            ],
+            "metadata": {"k": "v"},
+        },
+        "tools": [WEATHER_DICT, {"type": "code_interpreter"}],
+        "truncation_strategy": {"type": "last_messages", "last_messages": 3},
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "response_format": {"type": "json_object"},
+    }
+    loopback.call(
+        loopback.client.runs.create_thread_and_run(assistant_id="asst_1", **options)
+    )
+    assert json.loads(loopback.recorder.seen[0][2]) == {
+        "assistant_id": "asst_1",
+        **options,
+    }
+    outputs = [{"tool_call_id": "call_1", "output": "sunny"}]
+    loopback.call(
+        loopback.client.runs.submit_tool_outputs(
+            "thread_1", "run_1", tool_outputs=outputs
+        )
+    )
+    assert json.loads(loopback.recorder.seen[0][2]) == {"tool_outputs": outputs}
+    loopback.call(
+        loopback.client.runs.create(
+            "thread_1",
+            assistant_id="asst_1",
+            additional_messages=[{"role": "user", "content": "hi"}],
+        )
+    )
+    body = json.loads(loopback.recorder.seen[0][2])
+    assert body["additional_messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_a_dict_and_its_model_send_the_same_body(loopback: Loopback) -> None:
+    """A tool given as a dict and as FunctionTool produce the same request."""
+    model = FunctionTool(
+        function=FunctionDefinition(name="get_weather", parameters={"type": "object"})
+    )
+    bodies = []
+    for tools in ([WEATHER_DICT], [model]):
+        loopback.call(
+            loopback.client.runs.create("thread_1", assistant_id="a", tools=tools)
+        )
+        bodies.append(json.loads(loopback.recorder.seen[0][2]))
+    assert bodies[0] == bodies[1]
+
+
+WRONG_SHAPES: list[tuple[str, dict[str, Any], str]] = [
+    ("tool_choice bogus", {"tool_choice": {"bogus": 1}}, "tool_choice"),
+    ("tools a string", {"tools": "code_interpreter"}, "tools"),
+    ("tools a dict", {"tools": WEATHER_DICT}, "tools"),
+    (
+        "function without name",
+        {"tools": [{"type": "function", "function": {}}]},
+        "tools",
+    ),
+    ("truncation a list", {"truncation_strategy": ["auto"]}, "truncation_strategy"),
+    ("response_format number", {"response_format": 5}, "response_format"),
+    ("thread a string", {"thread": "hello"}, "thread"),
+    (
+        "thread message without role",
+        {"thread": {"messages": [{"content": "x"}]}},
+        "thread",
+    ),
+    ("metadata not strings", {"metadata": {"k": 1}}, "metadata"),
+    ("temperature inf", {"temperature": float("inf")}, "temperature"),
+    ("tool_resources a list", {"tool_resources": ["x"]}, "tool_resources"),
+    ("a NaN deep in a body", {"tool_resources": {"x": float("nan")}}, "body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [(o, p) for _, o, p in WRONG_SHAPES],
+    ids=[n for n, _, _ in WRONG_SHAPES],
+)
+def test_a_wrong_shape_is_refused_before_sending(
+    loopback: Loopback, options: dict[str, Any], param: str
+) -> None:
+    """A body of the wrong shape is an InvalidRequestError naming its parameter; nothing is sent."""
+    with pytest.raises(exc.InvalidRequestError) as info:
+        loopback.call(
+            loopback.client.runs.create_thread_and_run(assistant_id="a", **options)
+        )
+    assert info.value.param == param
+    assert str(info.value).startswith(param)
+    assert loopback.recorder.seen == []
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        [{"tool_call_id": "c"}],
+        [{"output": "x"}],
+        {"tool_call_id": "c", "output": "x"},
+        "x",
+    ],
+)
+def test_tool_outputs_of_the_wrong_shape_are_refused(
+    loopback: Loopback, outputs: Any
+) -> None:
+    """Tool outputs missing a field, or not a list, are refused naming tool_outputs."""
+    with pytest.raises(exc.InvalidRequestError, match="tool_outputs"):
+        loopback.call(
+            loopback.client.runs.submit_tool_outputs(
+                "thread_1", "run_1", tool_outputs=outputs
+            )
+        )
+    assert loopback.recorder.seen == []
+
+
+def test_whatever_is_sent_can_be_read_back(loopback: Loopback) -> None:
+    """An echoed run carrying the sent tool_choice and tools parses: no run created unseen."""
+    options: dict[str, Any] = {
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "tools": [{"type": "brand_new_tool", "brand_new_tool": {"x": 1}}],
+        "response_format": "some_new_mode",
+    }
+
+    async def echo_back() -> Run:
+        loopback.recorder.body = json.dumps({**RUN, **options}).encode()
+        return await loopback.client.runs.create(
+            "thread_1", assistant_id="a", **options
+        )
+
+    run = loopback.runner.run(echo_back())
+    assert run.tool_choice is not None
+    assert run.tools[0].type == "brand_new_tool"

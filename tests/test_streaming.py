@@ -766,3 +766,30 @@ def test_foundry_dialect_streams_with_agent_id() -> None:
                 return text, str((await stream.final_run()).status)
 
     assert asyncio.run(asyncio.wait_for(main(), 15)) == (DEFAULT_REPLY, "completed")
+
+
+def test_tool_error_ends_the_stream_and_cancels_the_run() -> None:
+    """A tool handler that raises ends the stream with ToolCallError; the run is cancelled."""
+
+    def broken(call: ToolCall) -> str:
+        raise RuntimeError("the weather service is down")
+
+    async def body(emu: Emulator, client: RunsClient) -> tuple[Any, Run]:
+        thread_id = await new_thread(client)
+        with pytest.raises(exc.ToolCallError) as info:
+            async with client.runs.stream(
+                thread_id, assistant_id="asst_1", tools=[WEATHER], tool_handler=broken
+            ) as stream:
+                await stream.until_done()
+        run = stream.current_run
+        assert run is not None
+        return info.value, await client.runs.retrieve(thread_id, run.id)
+
+    error, run = serve(
+        body,
+        default_script=RunScript.requires_action(after=0.05, then=0.1),
+        cancel_delay=0.05,
+    )
+    assert isinstance(error.__cause__, RuntimeError)
+    assert error.tool_call.function.name == "get_weather"
+    assert run.status in ("cancelling", "cancelled")

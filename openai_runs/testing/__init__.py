@@ -12,6 +12,7 @@ makes requests fail the ways the live API does. The pytest plugin provides
 an `emulator` fixture. See docs/emulator.md.
 """
 
+from ._assistants import Assistant
 from ._clock import Clock, ManualClock, SystemClock
 from ._emulator import Emulator, serve
 from ._ratelimit import RateLimit
@@ -20,6 +21,7 @@ from ._state import ApiError, RequestCounts
 
 __all__ = [
     "ApiError",
+    "Assistant",
     "Clock",
     "Emulator",
     "Fault",

@@ -19,6 +19,7 @@ import cattrs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ._assistants import Assistant
 from ._clock import ManualClock
 from ._conversation import CONVERSATIONS, Conversations, routes
 from ._foundry import mount_foundry
@@ -98,6 +99,10 @@ def build_app(
             web.delete("/_emulator/faults", _clear_faults),
             web.post("/_emulator/runs/{run_id}/script", _rescript),
             web.put("/_emulator/scripts/{name}", _put_script),
+            web.get("/_emulator/assistants", _list_assistants),
+            web.put("/_emulator/assistants/{assistant_id}", _put_assistant),
+            web.get("/_emulator/config", _config),
+            web.patch("/_emulator/config", _patch_config),
         ]
     )
     if dialect == "foundry":
@@ -418,7 +423,7 @@ async def _create_run(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateRunRequest")
-    fields = run_fields(body)
+    fields = run_fields(state.inherit(body))
     thread_id = request.match_info["thread_id"]
     with state.lock:
         conversations.check_run_allowed(thread_id)
@@ -436,7 +441,7 @@ async def _create_thread_and_run(request: web.Request) -> web.StreamResponse:
     conversations = request.config_dict[CONVERSATIONS]
     body = await _body(request, "CreateThreadAndRunRequest")
     thread = body.get("thread") or {}
-    fields = run_fields(body)
+    fields = run_fields(state.inherit(body))
     with state.lock:
         created = conversations.create_thread(thread)
         run = state.create_run(created["id"], fields)
@@ -584,3 +589,90 @@ async def _put_script(request: web.Request) -> web.Response:
     else:
         state.scripts[name] = script
     return web.json_response({"name": name, "script": converter.unstructure(script)})
+
+
+def _assistants_json(state: EmulatorState) -> web.Response:
+    assistants = state.assistants
+    return web.json_response(
+        {
+            "strict": assistants.strict,
+            "assistants": [converter.unstructure(a) for a in assistants.all()],
+        }
+    )
+
+
+async def _list_assistants(request: web.Request) -> web.Response:
+    return _assistants_json(request.config_dict[STATE])
+
+
+async def _put_assistant(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid Assistant: expected a JSON object.")
+    body = {**body, "id": request.match_info["assistant_id"]}
+    state.assistants.add(_structure_json(body, Assistant))
+    return _assistants_json(state)
+
+
+def _config_json(state: EmulatorState) -> web.Response:
+    return web.json_response(
+        {
+            "clock": "manual" if isinstance(state.clock, ManualClock) else "system",
+            "now": state.clock.now(),
+            "poll_after_ms": state.poll_after_ms,
+            "expires_after": state.expires_after,
+            "cancel_delay": state.cancel_delay,
+            "strict_assistants": state.assistants.strict,
+            "metadata_update": state.metadata_update,
+            "unknown_cursor": state.unknown_cursor,
+        }
+    )
+
+
+async def _config(request: web.Request) -> web.Response:
+    return _config_json(request.config_dict[STATE])
+
+
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "poll_after_ms": (int, type(None)),
+    "expires_after": (int, float, type(None)),
+    "cancel_delay": (int, float),
+    "strict_assistants": (bool,),
+    "metadata_update": (str,),
+    "unknown_cursor": (str,),
+}
+_CONFIG_CHOICES = {
+    "metadata_update": ("replace", "merge"),
+    "unknown_cursor": ("error", "empty"),
+}
+
+
+async def _patch_config(request: web.Request) -> web.Response:
+    state = request.config_dict[STATE]
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    for key, value in body.items():
+        kinds = _CONFIG_TYPES.get(key)
+        if kinds is None:
+            raise ApiError(
+                400, f"Unknown setting '{key}'; one of {sorted(_CONFIG_TYPES)}."
+            )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        # JSON's true is a Python int too: only a boolean setting takes it.
+        valid = isinstance(value, kinds) and (
+            bool in kinds or not isinstance(value, bool)
+        )
+        choices = _CONFIG_CHOICES.get(key)
+        if choices is not None and value not in choices:
+            valid = False
+        if not valid or (number and float(value) < 0):
+            raise _invalid(key, f"not a valid value: {value!r}.")
+    with state.lock:
+        for key, value in body.items():
+            if key == "strict_assistants":
+                state.assistants.strict = value
+            else:
+                setattr(state, key, value)
+    return _config_json(state)

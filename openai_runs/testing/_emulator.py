@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
 from aiohttp import web
 
 from ._app import Access, build_app, run_fields
+from ._assistants import Assistant, Assistants
 from ._clock import Clock, SystemClock
 from ._foundry import PROJECTS
 from ._ratelimit import RateLimit, RateLimiter
@@ -54,6 +55,16 @@ class Emulator:
         rate_limit: The request rate limit per key, reported in
             `x-ratelimit-*` headers and enforced with 429s; by default
             10,000 requests a minute, reported but not enforced.
+        assistants: Registered assistants: runs on them inherit their model,
+            instructions and tools unless the request overrides them.
+        strict_assistants: Refuse runs on an assistant not registered, with
+            the API's 404; by default any `assistant_id` is accepted.
+        metadata_update: How modifying a run treats its metadata: `replace`
+            it with what is sent, or `merge` what is sent into it (an empty
+            string removes a key). The live behaviour is not documented.
+        unknown_cursor: How a list answers an `after`/`before` id it does
+            not know: a 400 (`error`) or an empty page (`empty`). The live
+            behaviour is not documented.
         dialect: `openai`, or `foundry` to serve the API as Azure AI Foundry
             Agent Service does: at `/api/projects/{project}/...` (*url* is
             the project endpoint), requiring `api-version` and a bearer token
@@ -77,6 +88,10 @@ class Emulator:
         poll_after_ms: int | None = None,
         seed: int = 0,
         rate_limit: RateLimit | None = None,
+        assistants: Iterable[Assistant] = (),
+        strict_assistants: bool = False,
+        metadata_update: Literal["replace", "merge"] = "replace",
+        unknown_cursor: Literal["error", "empty"] = "error",
         dialect: Literal["openai", "foundry"] = "openai",
         project: str = "emulator",
     ) -> None:
@@ -96,6 +111,9 @@ class Emulator:
         )
         if rate_limit is not None:
             self._state.rate_limiter = RateLimiter(rate_limit)
+        self._state.assistants = Assistants(assistants, strict=strict_assistants)
+        self._state.metadata_update = metadata_update
+        self._state.unknown_cursor = unknown_cursor
         self.app = build_app(
             self._state,
             prefix=prefix,
@@ -203,7 +221,7 @@ class Emulator:
         *,
         script: RunScript | None = None,
         assistant_id: str = "asst_emulator",
-        tools: Iterable[JSON] = (),
+        tools: Sequence[JSON] = (),
         metadata: dict[str, str] | None = None,
     ) -> JSON:
         """Create a run without an HTTP request and return it as a `RunObject`.
@@ -212,20 +230,24 @@ class Emulator:
             thread_id: The thread to run; a new thread by default.
             script: What the run will do; see `RunScript`.
             assistant_id: The run's `assistant_id`.
-            tools: The run's tools, as the API's tool objects.
+            tools: The run's tools, as the API's tool objects; none: the
+                assistant's, if it is registered.
             metadata: The run's metadata.
 
         Raises:
             ApiError: If the thread does not exist or a field is invalid.
         """
-        body = {
-            "assistant_id": assistant_id,
-            "tools": list(tools),
-            "metadata": metadata,
-        }
-        fields = run_fields(check_body("CreateRunRequest", body))
+        body: JSON = {"assistant_id": assistant_id, "metadata": metadata}
+        if tools:
+            body["tools"] = list(tools)
+        checked = check_body("CreateRunRequest", body)
+        fields = run_fields(self._state.inherit(checked))
         thread_id = thread_id or self.create_thread()
         return self._state.create_run(thread_id, fields, script).to_json()
+
+    def add_assistant(self, assistant: Assistant) -> None:
+        """Register *assistant* (replacing one with its id) for runs to inherit."""
+        self._state.assistants.add(assistant)
 
     def retrieve(self, run_id: str) -> JSON:
         """Return a run as a `RunObject`, without counting a request."""

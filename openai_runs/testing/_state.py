@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._assistants import Assistants
 from ._clock import Clock
 from ._ratelimit import RateLimit, RateLimiter
 from ._script import TERMINAL, Fault, Phase, RunScript, ScriptedCall
@@ -163,7 +164,15 @@ def check_metadata(metadata: object, param: str = "metadata") -> dict[str, str]:
 
 
 class _Step:
-    __slots__ = ("completed", "created", "details", "ended_at", "id", "status")
+    __slots__ = (
+        "completed",
+        "created",
+        "details",
+        "ended_at",
+        "id",
+        "status",
+        "usage",
+    )
 
     def __init__(self, created: float, details: JSON) -> None:
         self.id = new_id("step")
@@ -172,6 +181,8 @@ class _Step:
         self.status = "in_progress"
         self.ended_at: int | None = None
         self.completed = False
+        # (prompt, completion) tokens, once the step has completed.
+        self.usage: tuple[int, int] | None = None
 
 
 class Run:
@@ -210,6 +221,8 @@ class Run:
         self._waiting: _Step | None = None
         # Calls still to ask for, one at a time, when parallel_tool_calls is off.
         self._queued_calls: list[ScriptedCall] = []
+        # Each completed step's (prompt, completion) tokens, once known.
+        self._share: tuple[int, int] | None = None
         # Called once when the run ends: the thread appends the reply.
         self.on_end: Callable[[Run, float], None] | None = None
         self._enter(0, now)
@@ -282,6 +295,7 @@ class Run:
                 self._finish(step, "completed", now)
         self._waiting = None
         self._queued_calls = []
+        self._share = None
         self.required_action = None
         self.script = script
         if script.cancel_delay is not None:
@@ -429,11 +443,61 @@ class Run:
     def _finish(self, step: _Step, status: str, now: float) -> None:
         step.status = status
         step.ended_at = int(now)
+        if status == "completed":
+            step.usage = self._step_usage(step)
         for call in step.details.get("tool_calls", ()):
             if call["type"] == "code_interpreter" and status == "completed":
                 call["code_interpreter"]["outputs"] = [
                     {"type": "logs", "logs": "42.0\n"}
                 ]
+
+    # -- usage --------------------------------------------------------------
+
+    def _step_usage(self, step: _Step) -> tuple[int, int]:
+        """The tokens one completed step used.
+
+        The script's totals are shared out over the steps its path plans;
+        the message that ends a run `completed` or `incomplete` takes what
+        is left, so such a run's usage is the script's totals. A run that
+        ends otherwise (cancelled, failed, expired) used only what its
+        completed steps used. Either way a run's usage is the sum of its
+        steps'.
+        """
+        script = self.script
+        if step.details["type"] == "message_creation" and self.status in (
+            "completed",
+            "incomplete",
+        ):
+            used = self._used()
+            return (
+                max(0, script.prompt_tokens - used[0]),
+                max(0, script.completion_tokens - used[1]),
+            )
+        if self._share is None:
+            planned = self._planned_steps()
+            self._share = (
+                script.prompt_tokens // planned,
+                script.completion_tokens // planned,
+            )
+        return self._share
+
+    def _planned_steps(self) -> int:
+        tools = sum(1 for tool in self.fields["tools"] if tool["type"] != "function")
+        asks = sum(
+            1 for phase in self.script.phases if phase.status == "requires_action"
+        )
+        if asks and self.fields["parallel_tool_calls"] is False:
+            functions = sum(1 for t in self.fields["tools"] if t["type"] == "function")
+            asks *= max(1, functions)
+        return tools + asks + 1
+
+    def _used(self) -> tuple[int, int]:
+        prompt = completion = 0
+        for step in self.steps:
+            if step.usage is not None:
+                prompt += step.usage[0]
+                completion += step.usage[1]
+        return prompt, completion
 
     # -- payloads -----------------------------------------------------------
 
@@ -460,11 +524,8 @@ class Run:
             "incomplete_details": (
                 {"reason": script.incomplete_reason} if status == "incomplete" else None
             ),
-            "usage": (
-                _usage(script.prompt_tokens, script.completion_tokens)
-                if status in TERMINAL
-                else None
-            ),
+            # The sum of the steps': a run cancelled while queued used none.
+            "usage": _usage(*self._used()) if status in TERMINAL else None,
             **self.fields,
         }
 
@@ -506,7 +567,7 @@ class Run:
             "failed_at": ended if status == "failed" else None,
             "completed_at": ended if status == "completed" else None,
             "metadata": {},
-            "usage": _usage(30, 10) if status == "completed" else None,
+            "usage": None if step.usage is None else _usage(*step.usage),
         }
 
 
@@ -609,6 +670,7 @@ def page(
     order: Literal["asc", "desc"],
     after: str | None,
     before: str | None,
+    unknown_cursor: Literal["error", "empty"] = "error",
 ) -> tuple[list[Any], bool]:
     """Cut one page out of *items* (oldest first) the way the API does.
 
@@ -617,7 +679,8 @@ def page(
         direction of travel.
 
     Raises:
-        ApiError: If a cursor names no item.
+        ApiError: If a cursor names no item and *unknown_cursor* is
+            `"error"` (with `"empty"` the page is empty instead).
     """
     ordered = list(items) if order == "asc" else list(reversed(items))
     positions = {ids(item): i for i, item in enumerate(ordered)}
@@ -626,6 +689,8 @@ def page(
         if cursor is None:
             continue
         if cursor not in positions:
+            if unknown_cursor == "empty":
+                return [], False
             raise ApiError(
                 400, f"Invalid '{param}': no object with id '{cursor}'.", param=param
             )
@@ -674,6 +739,10 @@ class EmulatorState:
         self.counts = RequestCounts()
         # Reported in x-ratelimit-* headers; enforced only when asked for.
         self.rate_limiter = RateLimiter(RateLimit(enforce=False))
+        self.assistants = Assistants(strict=False)
+        # Where the live behaviour is not documented, the emulator's choice.
+        self.metadata_update: Literal["replace", "merge"] = "replace"
+        self.unknown_cursor: Literal["error", "empty"] = "error"
         self.lock = threading.RLock()
         self.threads: dict[str, _Thread] = {}
         self.runs: dict[str, Run] = {}
@@ -727,6 +796,19 @@ class EmulatorState:
                     run.on_end = None
                     self.on_run_end(run, self.clock.now())
             return run
+
+    def inherit(self, body: JSON) -> JSON:
+        """Return a create-run *body* with what its assistant gives it.
+
+        Raises:
+            ApiError: 404 in strict mode for an assistant not registered.
+        """
+        try:
+            return self.assistants.apply(body)
+        except LookupError:
+            raise ApiError(
+                404, f"No assistant found with id '{body['assistant_id']}'."
+            ) from None
 
     def _script_for(self, fields: JSON) -> RunScript:
         name = (fields["metadata"] or {}).get("emulator_script")
@@ -791,6 +873,7 @@ class EmulatorState:
                 order=order,
                 after=after,
                 before=before,
+                unknown_cursor=self.unknown_cursor,
             )
             now = self.clock.now()
             for run in runs:
@@ -818,6 +901,7 @@ class EmulatorState:
                 order=order,
                 after=after,
                 before=before,
+                unknown_cursor=self.unknown_cursor,
             )
             data = [run.step_json(step, content=content) for step in steps]
             return _list_json(data, has_more)
@@ -836,11 +920,21 @@ class EmulatorState:
             raise ApiError(404, f"No step found with id '{step_id}'.")
 
     def modify(self, thread_id: str, run_id: str, metadata: object) -> JSON:
-        """Replace a run's metadata and return the run."""
+        """Set a run's metadata and return the run.
+
+        The given metadata replaces the run's, or with `metadata_update`
+        `"merge"` is merged into it (an empty string value removes a key).
+        """
         with self.lock:
             run = self.run(thread_id, run_id)
             if metadata is not None:
-                run.fields["metadata"] = check_metadata(metadata)
+                given = check_metadata(metadata)
+                if self.metadata_update == "merge":
+                    merged = {**run.fields["metadata"], **given}
+                    given = check_metadata(
+                        {key: value for key, value in merged.items() if value != ""}
+                    )
+                run.fields["metadata"] = given
             return run.to_json()
 
     def cancel(self, thread_id: str | None, run_id: str) -> JSON:
