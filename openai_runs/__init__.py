@@ -22,7 +22,7 @@ from ._retry import RetryPolicy
 from ._streaming import RunStream
 from ._threads import Messages, Threads
 from ._tools import ToolHandler, tool_registry
-from ._watch_core import PollPolicy, WatchOptions, WatchPolicy
+from ._watch_core import WatchOptions, WatchPolicy
 from ._watcher import RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
@@ -33,7 +33,6 @@ __all__ = [
     "LocalBudget",
     "Messages",
     "OpenAIRunsError",
-    "PollPolicy",
     "Response",
     "RetryPolicy",
     "Run",
@@ -55,3 +54,11 @@ __all__ = [
     "converter",
     "tool_registry",
 ]
+
+
+def __getattr__(name: str) -> type[WatchPolicy]:
+    # PollPolicy, the name of WatchPolicy before 0.2, still imports; it is
+    # left out of __all__ and of the docs.
+    if name == "PollPolicy":
+        return WatchPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,7 +44,7 @@ from ._validation import (
     check_seconds,
     list_params,
 )
-from ._watch_core import WATCH_OPTIONS, PollPolicy, Settings, WatchOptions
+from ._watch_core import WATCH_OPTIONS, Settings, WatchOptions, WatchPolicy
 from ._watcher import RunWatcher
 from .auth import (
     ApiKeyAuth,
@@ -1103,7 +1103,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Start a run and stream its events (``stream: true``).
 
@@ -1214,7 +1214,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Create a thread, start a run on it, and stream the events.
 
@@ -1292,7 +1292,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Submit tool outputs and stream the rest of the run.
 
@@ -1407,7 +1407,7 @@ class Runs:
         *,
         cancel: bool = False,
         timeout: float | None = None,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> Run | None:
         """Wait until the thread has no active run; return its last run.
 

@@ -18,7 +18,7 @@ from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
 from ._tools import ToolHandler, serve_tool_calls
-from ._watch_core import PollPolicy
+from ._watch_core import WatchPolicy
 from ._watcher import RunWatcher
 from .exceptions import (
     APIConnectionError,
@@ -106,12 +106,12 @@ class RunStream:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> None:
         self._client = client
         self._path = tuple(path)
         self._body = body
-        self.policy = policy or PollPolicy()
+        self.policy = policy or WatchPolicy()
         self.timeout = self.policy.deadline if timeout is None else timeout
         self.tool_handler = tool_handler
         self.cancel_on_timeout = cancel_on_timeout

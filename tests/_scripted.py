@@ -13,9 +13,9 @@ import attrs
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from openai_runs import PollPolicy, RetryPolicy, RunsClient
+from openai_runs import RetryPolicy, RunsClient, WatchPolicy
 
-FAST = PollPolicy(
+FAST = WatchPolicy(
     initial=0.005,
     multiplier=2.0,
     maximum=0.02,

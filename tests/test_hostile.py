@@ -32,7 +32,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from openai_runs import PollPolicy, Response, RetryPolicy, Run, RunsClient, RunStep
+from openai_runs import Response, RetryPolicy, Run, RunsClient, RunStep, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs._client import _parse
 from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
@@ -796,7 +796,7 @@ def test_hostile_poll_after_and_expiry_are_typed() -> None:
         return web.json_response({**RUN, "status": status}, headers=headers)
 
     async def main() -> None:
-        policy = PollPolicy(initial=0.01, maximum=0.01, jitter=0)
+        policy = WatchPolicy(initial=0.01, maximum=0.01, jitter=0)
         async with serving(handler) as client:
             run = await client.runs.poll("thread_1", "run_1", timeout=5, policy=policy)
             assert run.status == "completed"

@@ -25,7 +25,7 @@ import attrs
 import pytest
 from _faultproxy import FaultProxy, fault_proxy
 
-from openai_runs import LocalBudget, PollPolicy, RetryPolicy, RunsClient, RunWatcher
+from openai_runs import LocalBudget, RetryPolicy, RunsClient, RunWatcher, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.testing import Emulator, Fault, RunScript
 
@@ -269,7 +269,7 @@ def test_a_429_storm_is_held_down_by_the_shared_back_off() -> None:
                 during.append(emu.counts.total)
 
             asyncio.get_running_loop().call_later(storm, calm)
-            policy = PollPolicy(initial=0.02, maximum=0.05, retry=RETRY)
+            policy = WatchPolicy(initial=0.02, maximum=0.05, retry=RETRY)
             budget = LocalBudget(max_in_flight=in_flight)
             async with RunsClient(
                 api_key=emu.api_key, base_url=emu.url, budget=budget
@@ -308,7 +308,7 @@ SCRIPTS = [
     lambda rng: RunScript.requires_action(after=rng.uniform(0.02, 0.3)),
     lambda _: RunScript.endless(),
 ]
-MIX_POLICY = PollPolicy(
+MIX_POLICY = WatchPolicy(
     initial=0.01,
     multiplier=1.5,
     maximum=0.05,

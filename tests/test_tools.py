@@ -18,9 +18,9 @@ from aiohttp import web
 
 from openai_runs import (
     LocalBudget,
-    PollPolicy,
     Run,
     RunsClient,
+    WatchPolicy,
     WatchResult,
     tool_registry,
 )
@@ -36,7 +36,7 @@ from openai_runs.models import (
 )
 from openai_runs.testing import Emulator, Fault, Phase, RunScript, ScriptedCall
 
-POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 KEEP_WAITING = attrs.evolve(POLICY, cancel_on_tool_error=False)
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "tool_loop.py"
 
@@ -280,7 +280,7 @@ def test_parallel_calls_run_concurrently_within_the_bound_and_submit_in_api_orde
             run = await client.runs.poll(
                 created["thread_id"],
                 created["id"],
-                policy=PollPolicy(
+                policy=WatchPolicy(
                     initial=0.01, maximum=0.03, jitter=0.0, max_tool_calls=2
                 ),
                 tool_handler=tool_registry({"work": work}),

@@ -12,10 +12,10 @@ import pytest
 from _scripted import FAST, Reply, Script, client_tasks, error, run_of, serve
 
 from openai_runs import (
-    PollPolicy,
     RetryPolicy,
     Run,
     RunWatcher,
+    WatchPolicy,
     WatchState,
     converter,
 )
@@ -224,7 +224,7 @@ def test_default_deadline_is_the_policys() -> None:
         async with serve({}) as (client, _):
             return RunWatcher(client, "thread_1", "run_1").timeout
 
-    assert asyncio.run(main()) == PollPolicy().deadline == 900
+    assert asyncio.run(main()) == WatchPolicy().deadline == 900
 
 
 def test_timed_cancel_reports_the_cancelled_run() -> None:
@@ -394,6 +394,6 @@ def test_elapsed_stops_when_the_watch_ends() -> None:
 def test_bad_settings_are_refused() -> None:
     """A negative timeout or a zero interval is refused before anything is sent."""
     with pytest.raises(ValueError, match="initial"):
-        PollPolicy(initial=0)
+        WatchPolicy(initial=0)
     with pytest.raises(exc.InvalidRequestError):
         watch(run_of("completed"), timeout=-1)
