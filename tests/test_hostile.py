@@ -1304,3 +1304,30 @@ def test_a_client_under_a_second_asyncio_run_raises_a_typed_error() -> None:
             first.close()
         with asyncio.Runner() as third, pytest.raises(exc.ClientClosedError):
             third.run(client.runs.retrieve(ref["thread_id"], ref["id"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    expires_on=st.one_of(
+        st.floats(),
+        st.integers(-(10**400), 10**400),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+    )
+)
+def test_any_token_expiry_is_used_or_refused(expires_on: Any) -> None:
+    """A provider's expiry of any value gives headers or InvalidRequestError, never a raw error."""
+
+    async def provider() -> tuple[str, Any]:
+        return "entra-token-0123456789", expires_on
+
+    async def main() -> None:
+        auth = TokenAuth(provider)
+        try:
+            headers = await auth.headers()
+        except exc.InvalidRequestError:
+            return
+        assert headers == {"Authorization": "Bearer entra-token-0123456789"}
+
+    asyncio.run(main())
