@@ -55,11 +55,14 @@ EXIT_CODES: Final[dict[str, int]] = {
 }
 EXIT_TIMEOUT: Final = 7
 """A watch that reached its deadline."""
+EXIT_BROKEN_PIPE: Final = 141
+"""Standard output was closed early, as by `| head` (128 + SIGPIPE, as shells say)."""
 
 EPILOG = """\
 exit codes: 0 completed (or the call succeeded), 1 API or connection error,
 2 usage error, 3 failed, 4 cancelled, 5 expired, 6 incomplete, 7 watch timed
-out, 8 requires_action (the run waits for tool outputs).
+out, 8 requires_action (the run waits for tool outputs), 141 output closed
+early (a broken pipe, as under `| head`).
 
 The key comes from --api-key or OPENAI_API_KEY, the server from --base-url or
 OPENAI_BASE_URL. `openai-runs demo` needs neither.
@@ -76,8 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.command(args))
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`--json | head`): nothing more can be shown,
+        # and Python's own flush at exit must not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 
@@ -651,7 +662,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _when(timestamp: int | None) -> str:
-    moment = as_datetime(timestamp)
+    try:
+        moment = as_datetime(timestamp)
+    except ValueError:  # beyond the years 1 to 9999: show the number itself
+        return f"{timestamp} (out of range)"
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 

@@ -21,8 +21,9 @@ from .auth import Auth
 from .exceptions import (
     APIConnectionError,
     APITimeoutError,
+    ClientClosedError,
+    EventLoopError,
     InvalidRequestError,
-    OpenAIRunsError,
     ResponseTooLargeError,
 )
 
@@ -118,6 +119,9 @@ class Transport:
     session: aiohttp.ClientSession | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     owns_session: bool = attrs.field(init=False)
+    loop: asyncio.AbstractEventLoop | None = attrs.field(
+        default=None, init=False, repr=False
+    )
     closed: bool = attrs.field(default=False, init=False)
     secrets: deque[str] = attrs.field(
         factory=lambda: deque(maxlen=_SECRETS_KEPT), init=False, repr=False
@@ -130,13 +134,25 @@ class Transport:
     def _session(self) -> aiohttp.ClientSession:
         if self.closed:
             # Opening a new session here would leak it: nothing closes it.
-            raise OpenAIRunsError("this client is closed; make a new RunsClient")
+            raise ClientClosedError("this client is closed; make a new RunsClient")
+        loop = asyncio.get_running_loop()
         if self.session is None:
             # Redirects are refused below, so credentials never follow one to
             # another origin; TLS verification stays aiohttp's default (on).
             self.session = aiohttp.ClientSession()
+            self.loop = loop
         elif self.session.closed:
-            raise OpenAIRunsError("the aiohttp session passed to RunsClient is closed")
+            raise ClientClosedError(
+                "the aiohttp session passed to RunsClient is closed"
+            )
+        elif self.loop is not None and self.loop is not loop:
+            # The session's pooled connections belong to the old loop, which
+            # asyncio.run closed: using them raises a bare RuntimeError.
+            raise EventLoopError(
+                "this RunsClient was first used in another event loop (a second "
+                "asyncio.run()?); make one client per loop, inside the "
+                "coroutine that asyncio.run runs, and close it there"
+            )
         return self.session
 
     async def request(

@@ -3,6 +3,8 @@
 ```text
 OpenAIRunsError
 ├── InvalidRequestError (also ValueError)   bad input, caught before sending
+├── ClientClosedError                       the client (or your session) is closed
+├── EventLoopError                          the client is used in a second event loop
 ├── APIConnectionError                      no HTTP answer came back
 │   └── APITimeoutError                     ... in time
 ├── APIResponseError                        an answer we could not use
@@ -47,7 +49,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
+    "EventLoopError",
     "InsufficientQuotaError",
     "InternalServerError",
     "InvalidRequestError",
@@ -70,6 +74,24 @@ EXCERPT_LIMIT = 500
 
 class OpenAIRunsError(Exception):
     """The root of every error this package raises."""
+
+
+class ClientClosedError(OpenAIRunsError):
+    """The client, or the `session=` it was given, is closed.
+
+    A client is closed by `aclose()` or at the end of its `async with`; make
+    a new one.
+    """
+
+
+class EventLoopError(OpenAIRunsError):
+    """The client's session belongs to another event loop.
+
+    An aiohttp session is bound to the loop it was opened in: a client first
+    used under one `asyncio.run()` cannot serve another. Make the client
+    inside the coroutine that `asyncio.run` runs (`async with RunsClient()
+    as client:`), one per loop.
+    """
 
 
 class InvalidRequestError(OpenAIRunsError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -567,3 +569,77 @@ def test_run_that_fails_exits_with_its_code() -> None:
         result = entry_point("run", "--assistant", "a", "Hello", env=env)
     assert result.returncode == 3
     assert "server_error: Boom." in result.stdout
+
+
+# -- hostile answers and closed pipes ----------------------------------------------
+
+
+@contextlib.contextmanager
+def serving_json(payload: dict[str, Any]) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with *payload*; yields its base URL."""
+    body = json.dumps(payload).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("stamp", [10**15, -(10**15), 253_402_300_800])
+def test_a_timestamp_datetime_cannot_hold_is_shown_as_a_number(
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stamp: int,
+) -> None:
+    """get prints a timestamp beyond year 9999 as its number, not a traceback."""
+    thread, run_id = new_run(emu, RunScript.endless())
+    payload = {
+        "id": run_id,
+        "object": "thread.run",
+        "created_at": stamp,
+        "thread_id": thread,
+        "assistant_id": "asst_1",
+        "status": "in_progress",
+        "expires_at": stamp,
+    }
+    with serving_json(payload) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        code, out, err = cli(capsys, "get", thread, run_id)
+    assert code == 0, err
+    assert f"{stamp} (out of range)" in out
+    assert "Traceback" not in err
+
+
+def test_json_output_into_a_closed_pipe_exits_quietly(emu: Emulator) -> None:
+    """`--json | head`: a reader that went away gives exit 141 and no traceback."""
+    thread, run = new_run(emu, RunScript.completed(after=0))
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.url}
+    proc = subprocess.Popen(
+        [OPENAI_RUNS, "steps", thread, run, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before anything is written
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()
+    assert b"BrokenPipe" not in err
+    assert proc.returncode == 141

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import urllib.error
 import urllib.request
 import warnings
@@ -10,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _spec import SPEC_PATH, validator
+from _spec import SPEC_PATH, json_schema, validator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 from test_cli import serving
 from test_emulator import emulated, run
 
@@ -18,8 +23,18 @@ import openai_runs.testing
 from openai_runs import RunsClient
 from openai_runs._cli import main
 from openai_runs.exceptions import InsufficientQuotaError
-from openai_runs.testing import Assistant, Fault, Phase, RateLimit, RunScript
-from openai_runs.testing._schema import unknown_keywords
+from openai_runs.testing import (
+    ApiError,
+    Assistant,
+    Emulator,
+    Fault,
+    ManualClock,
+    Phase,
+    RateLimit,
+    RunScript,
+)
+from openai_runs.testing._app import run_fields
+from openai_runs.testing._schema import check_body, unknown_keywords
 
 RUN = validator("RunObject")
 BASE = {"assistant_id": "asst_1"}
@@ -922,8 +937,7 @@ def _http(method: str, url: str, body: Any = None, key: str | None = None) -> An
 
 
 def test_serve_options_control_time_and_settings(tmp_path: Path) -> None:
-    """serve --manual-clock, --expires-after, --poll-after-ms, --no-require-beta,
-    --assistants and --strict-assistants, driven over raw HTTP."""
+    """serve's clock, expiry, hint, beta, assistants options work over raw HTTP."""
     assistants = tmp_path / "assistants.json"
     assistants.write_text(json.dumps([{"id": "asst_1", "tools": [FUNCTION]}]))
     args = [
@@ -1096,3 +1110,54 @@ def test_an_unknown_cursor_is_a_400_by_default_or_an_empty_page() -> None:
             assert (page["data"], page["has_more"]) == ([], False)
 
     run(main())
+
+
+# -- the checker against the schemas it reads ---------------------------------
+
+_PROSE_PARAMS = re.compile(
+    r"(metadata|.*\.metadata(\..+)?|tools\[\d+\]\.function\.name|"
+    r"response_format\.json_schema\.name|tool_choice(\.function)?|"
+    r"truncation_strategy\.last_messages|tool_outputs\[\d+\]\.\w+)"
+)
+
+
+@functools.cache
+def _requests(schema_name: str) -> st.SearchStrategy[Any]:
+    return from_schema(json_schema(schema_name))
+
+
+@pytest.mark.parametrize(
+    "schema_name",
+    ["CreateRunRequest", "ModifyRunRequest", "SubmitToolOutputsRunRequest"],
+)
+def test_every_schema_valid_body_passes_but_for_the_prose_limits(
+    schema_name: str,
+) -> None:
+    """Schema-valid bodies pass (or fail on a prose limit); their runs are RunObjects."""
+    emu = Emulator(clock=ManualClock())
+    thread_id = emu.create_thread()
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )
+    @given(_requests(schema_name))
+    def check(body: Any) -> None:
+        refused: dict[str, Any] | None = None
+        try:
+            check_body(schema_name, body)
+            fields = run_fields(body) if schema_name == "CreateRunRequest" else None
+        except ApiError as error:
+            refused, fields = error.body["error"], None
+        if refused is not None:
+            assert _PROSE_PARAMS.fullmatch(refused["param"] or ""), refused
+        elif fields is not None:
+            RUN.validate(emu._state.create_run(thread_id, fields).to_json())
+
+    check()

@@ -39,6 +39,7 @@ from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
 from openai_runs._json import MAX_DEPTH
 from openai_runs.auth import ApiKeyAuth, BearerAuth, TokenAuth
 from openai_runs.models import FunctionDefinition, FunctionTool, Page, as_datetime
+from openai_runs.testing import Emulator, RunScript
 
 KEY = "sk-hostile-SECRET-abcdef0123456789"
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
@@ -1281,3 +1282,52 @@ def test_whatever_is_sent_can_be_read_back(loopback: Loopback) -> None:
     run = loopback.runner.run(echo_back())
     assert run.tool_choice is not None
     assert run.tools[0].type == "brand_new_tool"
+
+
+# -- a client across event loops -------------------------------------------------
+
+
+def test_a_client_under_a_second_asyncio_run_raises_a_typed_error() -> None:
+    """A client first used under one asyncio.run() raises EventLoopError under another."""
+    emulator = Emulator(api_key=KEY)
+    with emulator.running_in_thread():
+        ref = emulator.create_run(script=RunScript.endless())
+        client = RunsClient(api_key=KEY, base_url=emulator.url, max_retries=0)
+        first = asyncio.Runner()
+        try:
+            run = first.run(client.runs.retrieve(ref["thread_id"], ref["id"]))
+            assert run.id == ref["id"]
+            with asyncio.Runner() as second, pytest.raises(exc.EventLoopError):
+                second.run(client.runs.retrieve(ref["thread_id"], ref["id"]))
+            first.run(client.aclose())  # closed in its own loop: no warning
+        finally:
+            first.close()
+        with asyncio.Runner() as third, pytest.raises(exc.ClientClosedError):
+            third.run(client.runs.retrieve(ref["thread_id"], ref["id"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    expires_on=st.one_of(
+        st.floats(),
+        st.integers(-(10**400), 10**400),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+    )
+)
+def test_any_token_expiry_is_used_or_refused(expires_on: Any) -> None:
+    """A provider's expiry of any value gives headers or InvalidRequestError, never a raw error."""
+
+    async def provider() -> tuple[str, Any]:
+        return "entra-token-0123456789", expires_on
+
+    async def main() -> None:
+        auth = TokenAuth(provider)
+        try:
+            headers = await auth.headers()
+        except exc.InvalidRequestError:
+            return
+        assert headers == {"Authorization": "Bearer entra-token-0123456789"}
+
+    asyncio.run(main())

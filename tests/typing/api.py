@@ -44,6 +44,7 @@ from openai_runs.models import (
     ToolOutput,
     as_datetime,
 )
+from openai_runs.testing import Assistant, Emulator, Fault, RateLimit
 
 
 async def token() -> tuple[str, float]:
@@ -215,3 +216,17 @@ async def foundry() -> None:
                 assert_type(tool.connected_agent.id, str)
     RunsClient(auth=CredentialAuth(credential))
     RunsClient.foundry(api_key="token", api_version="v1", timeout=5)
+
+
+def emulator_settings() -> None:
+    """The emulator's fidelity settings, as a test suite would use them."""
+    emu = Emulator(
+        assistants=[Assistant(id="asst_1", tools=[{"type": "code_interpreter"}])],
+        strict_assistants=True,
+        rate_limit=RateLimit(requests=200, per=1.0),
+        metadata_update="merge",
+        unknown_cursor="empty",
+    )
+    emu.add_assistant(Assistant(id="asst_2", model="gpt-4.1"))
+    emu.inject(Fault.preset("insufficient_quota", times=1))
+    emu.inject(Fault(status=400, code="", message="Nope.", headers={"a": "b"}))
