@@ -11,7 +11,8 @@ Start with [RunsClient][openai_runs.RunsClient]; the models are in
 # before the imports below so that _client can put it in the User-Agent.
 __version__ = "0.1.0"
 
-from ._client import Runs, RunsClient, RunSteps
+from ._budget import Budget, LocalBudget
+from ._client import RunCreateParams, Runs, RunsClient, RunSteps
 from ._converter import converter
 from ._events import StreamEvent
 from ._http import Response
@@ -21,18 +22,21 @@ from ._retry import RetryPolicy
 from ._streaming import RunStream
 from ._threads import Messages, Threads
 from ._tools import ToolHandler, tool_registry
-from ._watcher import PollPolicy, RunWatcher, WatchState
+from ._watch_core import WatchOptions, WatchPolicy
+from ._watcher import RunWatcher, WatchState
 from .exceptions import OpenAIRunsError
 from .models import Run, RunStatus, RunStep
 
 __all__ = [
     "AsyncPager",
+    "Budget",
+    "LocalBudget",
     "Messages",
     "OpenAIRunsError",
-    "PollPolicy",
     "Response",
     "RetryPolicy",
     "Run",
+    "RunCreateParams",
     "RunStatus",
     "RunStep",
     "RunSteps",
@@ -43,8 +47,18 @@ __all__ = [
     "StreamEvent",
     "Threads",
     "ToolHandler",
+    "WatchOptions",
+    "WatchPolicy",
     "WatchResult",
     "WatchState",
     "converter",
     "tool_registry",
 ]
+
+
+def __getattr__(name: str) -> type[WatchPolicy]:
+    # PollPolicy, the name of WatchPolicy before 0.2, still imports; it is
+    # left out of __all__ and of the docs.
+    if name == "PollPolicy":
+        return WatchPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -522,6 +523,13 @@ async def _watch(args: argparse.Namespace) -> int:
             cancel_on_timeout=args.cancel_on_timeout,
             on_status=progress,
         )
+        # The watch logs repeated failures at WARNING: say what is failing
+        # while it retries, not only at the deadline.
+        failing = logging.StreamHandler(sys.stderr)
+        failing.setLevel(logging.WARNING)
+        failing.setFormatter(logging.Formatter("openai-runs: %(message)s"))
+        logger = logging.getLogger("openai_runs")
+        logger.addHandler(failing)
         try:
             run = await watcher.wait()
         except WatchTimeoutError as error:
@@ -529,6 +537,8 @@ async def _watch(args: argparse.Namespace) -> int:
             if error.run is not None:
                 _emit(args, error.run, describe_run(error.run))
             return EXIT_TIMEOUT
+        finally:
+            logger.removeHandler(failing)
         _emit(args, run, describe_run(run))
         return exit_code(run)
 

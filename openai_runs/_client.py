@@ -12,7 +12,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,13 +21,14 @@ from yarl import URL
 
 from . import __version__
 from ._body import check_number, structured, wire
+from ._budget import Budget, LocalBudget
 from ._converter import client_converter
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, Response, Transport
 from ._json import loads
-from ._many import DEFAULT_MAX_IN_FLIGHT, RunRef, WatchResult, watch_many
+from ._many import RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._restart import restart_rate_limited
-from ._retry import RetryPolicy, retrying
+from ._retry import RetryPolicy, retry_hint, retrying
 from ._safe_writes import create_run, idempotency_metadata, write_to_run
 from ._safe_writes import create_thread_and_run as safe_create_thread_and_run
 from ._streaming import RunStream
@@ -45,7 +46,8 @@ from ._validation import (
     check_seconds,
     list_params,
 )
-from ._watcher import OnStatus, PollPolicy, RunWatcher
+from ._watch_core import WATCH_OPTIONS, Settings, WatchOptions, WatchPolicy
+from ._watcher import RunWatcher
 from .auth import (
     ApiKeyAuth,
     Auth,
@@ -58,7 +60,9 @@ from .exceptions import (
     APIConnectionError,
     APIDecodeError,
     APIResponseError,
+    InsufficientQuotaError,
     InvalidRequestError,
+    RateLimitError,
     error_from_response,
     excerpt_of,
 )
@@ -75,7 +79,7 @@ from .models import (
     TruncationStrategy,
 )
 
-__all__ = ["RunSteps", "Runs", "RunsClient"]
+__all__ = ["CreateAndPollParams", "RunCreateParams", "RunSteps", "Runs", "RunsClient"]
 
 T = TypeVar("T")
 
@@ -121,7 +125,13 @@ class RunsClient:
             `api-version`.
         auth: Another authentication scheme ([ApiKeyAuth][openai_runs.auth.ApiKeyAuth],
             [TokenAuth][openai_runs.auth.TokenAuth]); replaces *api_key*.
-        retry_policy: Backoff and hint limits for retries.
+        retry_policy: Backoff and hint limits for retries, for every call
+            and (unless a watch's policy sets its own) every watch.
+        budget: What the client may send: requests in flight, requests per
+            second, the shared 429 pause; consulted by every request, plain
+            calls and watches alike. A
+            [LocalBudget][openai_runs.LocalBudget] (64 in flight) if *None*;
+            pass one budget to several clients to share it.
         session: A caller-owned `aiohttp.ClientSession`; the client
             uses it and never closes it.
         max_response_bytes: The longest response body read, counted after
@@ -148,6 +158,7 @@ class RunsClient:
         default_query: Mapping[str, str] | None = None,
         auth: Auth | None = None,
         retry_policy: RetryPolicy | None = None,
+        budget: Budget | None = None,
         session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
@@ -180,7 +191,16 @@ class RunsClient:
         headers.update(default_headers or {})
         for name, value in headers.items():
             check_header(name, value)
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidRequestError(
+                "budget", f"must have acquire() and release(), not {budget!r}"
+            )
+        self.budget: Budget = LocalBudget() if budget is None else budget
         self.max_retries = max_retries
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise InvalidRequestError(
+                "retry_policy", f"must be a RetryPolicy, not {retry_policy!r}"
+            )
         self.retry_policy = retry_policy or RetryPolicy()
         self._retrying = retrying(self.retry_policy, max_retries)
         self._transport = Transport(
@@ -375,7 +395,7 @@ class RunsClient:
         """Close the HTTP session, unless the caller owns it."""
         await self._transport.aclose()
 
-    async def request(
+    async def request(  # noqa: PLR0915 - the one path: budget, send, map, retry
         self,
         method: str,
         path: str | tuple[str, ...],
@@ -433,13 +453,23 @@ class RunsClient:
             raise InvalidRequestError("body", f"is not JSON: {exc}") from None
         query = list(params)
 
+        budget = self.budget
+
         async def attempt() -> Response[T]:
-            status, headers, raw = await self._send(
-                method, path, query, data, timeout, retry_sent=retry_sent
-            )
-            if status >= 300:
+            await budget.acquire()
+            try:
+                status, headers, raw = await self._send(
+                    method, path, query, data, timeout, retry_sent=retry_sent
+                )
+            except BaseException:
+                budget.release()
+                raise
+            if status < 300:
+                budget.release()
+            else:
                 scrubbed = self._transport.scrub(raw)
                 error = error_from_response(status, headers, scrubbed)
+                budget.release(self._throttled(error))
                 if status == 404 and self._hosted_openai and not self._answered:
                     error.args = (error.args[0] + _RETIRED_HINT,)
                 self._redact(error)
@@ -498,6 +528,16 @@ class RunsClient:
             if not retry_sent and lost.request_sent:
                 raise _NotRetried(lost) from lost
             raise
+
+    def _throttled(self, error: APIResponseError) -> float | None:
+        """How long a 429 asks the whole key to wait; *None* for other errors."""
+        if not isinstance(error, RateLimitError) or isinstance(
+            error, InsufficientQuotaError
+        ):
+            return None  # no wait brings a spent quota back
+        hint = retry_hint(error.headers)
+        policy = self.retry_policy
+        return policy.initial if hint is None else min(hint, policy.max_retry_after)
 
     def _redact(self, error: APIResponseError) -> None:
         """Blank out any credential a server echoed back into *error*.
@@ -576,6 +616,69 @@ def _parse(raw: bytes, cls: type[T], status: int, headers: Mapping[str, str]) ->
 
 def _name(cls: Any) -> str:
     return getattr(cls, "__name__", str(cls))
+
+
+class RunCreateParams(TypedDict, total=False):
+    """The optional parameters of a run's create, as the API names them.
+
+    Every one left out is not sent, so the assistant's own settings apply.
+
+    Attributes:
+        model: Overrides the assistant's model.
+        reasoning_effort: `low`, `medium`, `high`, ... for reasoning models.
+        instructions: Replaces the assistant's instructions.
+        additional_instructions: Appended to the instructions.
+        additional_messages: Added to the thread before the run: each a
+            [MessageRequest][openai_runs.models.MessageRequest] or its JSON.
+        tools: Replaces the assistant's tools: tool models or their JSON
+            (`{"type": "code_interpreter"}`).
+        metadata: At most 16 string pairs.
+        temperature: Sampling temperature (OpenAI takes 0 to 2).
+        top_p: Nucleus sampling mass (0 to 1).
+        max_prompt_tokens: A token budget (OpenAI takes 256 or more).
+        max_completion_tokens: A token budget (OpenAI takes 256 or more).
+        truncation_strategy: How the thread is cut before the run (a model
+            or its JSON).
+        tool_choice: `none`, `auto`, `required` (not on Azure AI Foundry),
+            strings sent as given, or a
+            [NamedToolChoice][openai_runs.models.NamedToolChoice].
+        parallel_tool_calls: Whether the model may call tools in parallel.
+        response_format: `auto` or a response format model.
+        include: Extra step fields, as for `steps.list`.
+        idempotency_key: Makes the create safe to retry. Left out (or
+            *True*), the run's metadata is tagged with a fresh key under
+            `openai_runs_idempotency_key`; a string tags it with yours;
+            *False* sends no tag (a metadata of 16 keys leaves no room for
+            one either). When the answer to a create is lost after it was
+            sent, the run is looked for by its key before the create is sent
+            again; untagged, a lost answer raises
+            [OutcomeUnknownError][openai_runs.exceptions.OutcomeUnknownError].
+    """
+
+    model: str | None
+    reasoning_effort: str | None
+    instructions: str | None
+    additional_instructions: str | None
+    additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None
+    tools: Sequence[Tool | Mapping[str, Any]] | None
+    metadata: Mapping[str, str] | None
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: TruncationStrategy | Mapping[str, Any] | None
+    tool_choice: str | NamedToolChoice | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    response_format: str | ResponseFormat | Mapping[str, Any] | None
+    include: Iterable[str] | None
+    idempotency_key: str | bool
+
+
+class CreateAndPollParams(RunCreateParams, WatchOptions, total=False):
+    """The create parameters and the watch options, for `create_and_poll`."""
+
+
+_CREATE_PARAMS = frozenset(RunCreateParams.__annotations__)
 
 
 class Runs:
@@ -708,34 +811,41 @@ class Runs:
             max_retries=max_retries,
         )
 
-    async def poll(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
-    ) -> Run:
-        """Poll a run until it ends or needs the caller.
+    def watch(
+        self, thread_id: str, run_id: str, **options: Unpack[WatchOptions]
+    ) -> RunWatcher:
+        """Watch a run until it ends or needs the caller.
 
-        The watch is a [RunWatcher][openai_runs.RunWatcher].
+        `await client.runs.watch(tid, rid)` returns the final run; `async for
+        run in client.runs.watch(tid, rid)` yields it at each change of
+        status. See [RunWatcher][openai_runs.RunWatcher] for the rules.
 
         Args:
             thread_id: The thread that was run.
             run_id: The run to watch.
-            timeout: Seconds for the whole watch (default 900).
-            cancel_on_timeout: At the deadline, cancel the run and learn how it ended.
-            policy: The poll policy.
-            on_status: Called with the run at each change of status.
-            cancel_on_caller_cancel: Cancel the run too if the caller is cancelled.
-            tool_handler: Serves the run's tool calls at `requires_action`
-                and keeps watching; see [RunWatcher][openai_runs.RunWatcher].
-            cancel_on_tool_error: Cancel the run when the handler raises.
+            **options: The [WatchOptions][openai_runs.WatchOptions]:
+                *timeout* (900 s by default), *cancel_on_timeout*, *policy*,
+                *on_status*, *tool_handler*.
+
+        Returns:
+            A [RunWatcher][openai_runs.RunWatcher] to await or iterate.
+
+        Raises:
+            InvalidRequestError: An id or option is invalid (nothing is sent).
+        """
+        return RunWatcher(
+            self._client,
+            check_id("thread_id", thread_id),
+            check_id("run_id", run_id),
+            **options,
+        )
+
+    async def poll(
+        self, thread_id: str, run_id: str, **options: Unpack[WatchOptions]
+    ) -> Run:
+        """Poll a run until it ends or needs the caller: `await watch(...)`.
+
+        The openai-python name for [watch][openai_runs.Runs.watch].
 
         Returns:
             The run: terminal, or `requires_action` without a *tool_handler*.
@@ -745,41 +855,24 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault, such as 404.
         """
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
-        return await watcher.wait()
+        return await self.watch(thread_id, run_id, **options)
 
     def watch_many(
         self,
         runs: Iterable[RunRef] | AsyncIterable[RunRef],
-        *,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        max_polls_per_second: float | None = None,
-        on_status: OnStatus | None = None,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
+        **options: Unpack[WatchOptions],
     ) -> AsyncGenerator[WatchResult, None]:
         """Watch many runs; yield each one's result as it ends.
 
-        Each result is a [WatchResult][openai_runs.WatchResult].
-
-        Each run is watched as [RunWatcher][openai_runs.RunWatcher] watches one, with
-        its own deadline counted from when it was read from *runs*. Results come in
-        the order the watches end; a failure is reported for its run only.
-        One scheduler polls every run from a heap of due times.
+        Each run is watched by the rules of [RunWatcher][openai_runs.RunWatcher]
+        (the same state machine), with its own deadline counted from when it
+        was read from *runs*. Results come in the order the watches end;
+        every run yields exactly one result, and a failure (a timeout, a tool
+        error, a status hook that raised) is reported for its run only. One
+        scheduler sleeps every run on a heap; only requests in flight and
+        tool handlers at work have a task. The requests go through the
+        client's budget, which bounds them (in flight, per second, the
+        shared 429 pause) together with everything else the client sends.
 
         Use it under `contextlib.aclosing` to stop at once when leaving
         the loop early (or cancel the task iterating it): every request it
@@ -787,44 +880,23 @@ class Runs:
         still running are cancelled when the generator is garbage collected.
 
         Args:
-            runs: `(thread_id, run_id)` or `(thread_id, run_id, key)`
-                tuples, as a plain or an async iterable (read while watching,
-                so work can be fed in as earlier runs end).
-            timeout: Seconds for each run's watch; the policy's *deadline*
-                (900) if *None*.
-            cancel_on_timeout: At a run's deadline, cancel it and report how
-                it ended, as [RunWatcher][openai_runs.RunWatcher] does.
-            policy: The poll policy for every run.
-            max_in_flight: The most requests waiting for an answer at once.
-            max_polls_per_second: A cap on requests sent per second, if any.
-            on_status: Called (and awaited if it is a coroutine function)
-                with a run at each change of its status; keep it quick, since
-                it runs in the poll's slot. What it raises ends that run's
-                watch.
-            tool_handler: Serves each run's tool calls, as for
-                [RunWatcher][openai_runs.RunWatcher]; a handler at work does not hold
-                one of the *max_in_flight* slots.
-            cancel_on_tool_error: As for [RunWatcher][openai_runs.RunWatcher].
+            runs: [Run][openai_runs.Run]s, `(thread_id, run_id)` or
+                `(thread_id, run_id, key)` tuples, as a plain or an async
+                iterable (read while watching, so work can be fed in as
+                earlier runs end).
+            **options: The [WatchOptions][openai_runs.WatchOptions], for
+                every run. *on_status* runs in the poll's task: keep it quick;
+                what it raises ends that run's watch.
 
         Returns:
-            An async generator of one [WatchResult][openai_runs.WatchResult] per run.
+            An async generator of one [WatchResult][openai_runs.WatchResult]
+            per run.
 
         Raises:
-            InvalidRequestError: A bad item in *runs*, or a bad limit (raised
-                when iteration starts).
+            InvalidRequestError: A bad option (at once) or a bad item in
+                *runs* (when it is read).
         """
-        return watch_many(
-            self._client,
-            runs,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            max_in_flight=max_in_flight,
-            max_polls_per_second=max_polls_per_second,
-            on_status=on_status,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
+        return watch_many(self._client, runs, Settings.of(options))
 
     async def create_and_poll(
         self,
@@ -832,35 +904,11 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        model: str | None = None,
-        reasoning_effort: str | None = None,
-        instructions: str | None = None,
-        additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
-        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
-        include: Iterable[str] | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
         rate_limit_restarts: int = 0,
         rate_limit_backoff: float = 10.0,
+        **params: Unpack[CreateAndPollParams],
     ) -> Run:
-        """Start a run and watch it to its end.
-
-        As [create][openai_runs.Runs.create], then [poll][openai_runs.Runs.poll].
+        """Start a run ([create][openai_runs.Runs.create]) and watch it.
 
         With a *tool_handler*, the watch also serves the run's tool calls,
         so the run comes back terminal.
@@ -870,34 +918,8 @@ class Runs:
             assistant_id: The assistant to run it with.
             agent_id: Azure AI Foundry's name for *assistant_id*; give one
                 of the two.
-            model: As for [create][openai_runs.Runs.create].
-            reasoning_effort: As for [create][openai_runs.Runs.create].
-            instructions: As for [create][openai_runs.Runs.create].
-            additional_instructions: As for [create][openai_runs.Runs.create].
-            additional_messages: As for [create][openai_runs.Runs.create].
-            tools: The tool definitions sent with the run, as for
-                [create][openai_runs.Runs.create] (the functions that serve them
-                go in *tool_handler*).
-            metadata: As for [create][openai_runs.Runs.create].
-            temperature: As for [create][openai_runs.Runs.create].
-            top_p: As for [create][openai_runs.Runs.create].
-            max_prompt_tokens: As for [create][openai_runs.Runs.create].
-            max_completion_tokens: As for [create][openai_runs.Runs.create].
-            truncation_strategy: As for [create][openai_runs.Runs.create].
-            tool_choice: As for [create][openai_runs.Runs.create].
-            parallel_tool_calls: As for [create][openai_runs.Runs.create].
-            response_format: As for [create][openai_runs.Runs.create].
-            include: As for [create][openai_runs.Runs.create].
-            timeout: Seconds for the watch, as for [poll][openai_runs.Runs.poll] (the
-                create request uses the client's own timeout and retries).
-            cancel_on_timeout: As for [poll][openai_runs.Runs.poll].
-            policy: As for [poll][openai_runs.Runs.poll].
-            on_status: As for [poll][openai_runs.Runs.poll].
-            cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
-            tool_handler: As for [poll][openai_runs.Runs.poll].
-            cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
             rate_limit_restarts: How many times to start a new run when one
-                ends ``failed`` with ``last_error.code`` ``rate_limit_exceeded``
+                ends `failed` with `last_error.code` `rate_limit_exceeded`
                 (the model's token or request budget ran out while the run
                 worked: not a 429, which the client retries by itself). 0,
                 the default, returns that failed run. A restart does not send
@@ -906,6 +928,11 @@ class Runs:
                 each one (at most eight times this), plus up to a tenth at
                 random; a wait the run's error names ("try again in 6.5s")
                 is used instead.
+            **params: The create parameters
+                ([RunCreateParams][openai_runs.RunCreateParams]) and the
+                [WatchOptions][openai_runs.WatchOptions]; *timeout* is the
+                watch's (the create request uses the client's own timeout and
+                retries).
 
         Returns:
             The final run the watch reports; with *rate_limit_restarts*, the
@@ -917,44 +944,21 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
+        given: dict[str, Any] = dict(params)
+        watch: Any = {k: given.pop(k) for k in WATCH_OPTIONS & set(given)}
+        Settings.of(watch)  # a bad watch option is refused before the create
         first = True
 
         async def attempt() -> Run:
             nonlocal first
             # A restart runs the same thread, which has these messages now.
-            messages, first = (additional_messages if first else None), False
+            if not first:
+                given.pop("additional_messages", None)
+            first = False
             run = await self.create(
-                thread_id,
-                assistant_id=assistant_id,
-                agent_id=agent_id,
-                model=model,
-                reasoning_effort=reasoning_effort,
-                instructions=instructions,
-                additional_instructions=additional_instructions,
-                additional_messages=messages,
-                tools=tools,
-                metadata=metadata,
-                temperature=temperature,
-                top_p=top_p,
-                max_prompt_tokens=max_prompt_tokens,
-                max_completion_tokens=max_completion_tokens,
-                truncation_strategy=truncation_strategy,
-                tool_choice=tool_choice,
-                parallel_tool_calls=parallel_tool_calls,
-                response_format=response_format,
-                include=include,
+                thread_id, assistant_id=assistant_id, agent_id=agent_id, **given
             )
-            return await self.poll(
-                run.thread_id,
-                run.id,
-                timeout=timeout,
-                cancel_on_timeout=cancel_on_timeout,
-                policy=policy,
-                on_status=on_status,
-                cancel_on_caller_cancel=cancel_on_caller_cancel,
-                tool_handler=tool_handler,
-                cancel_on_tool_error=cancel_on_tool_error,
-            )
+            return await self.watch(run.thread_id, run.id, **watch)
 
         if not rate_limit_restarts:
             check_count("rate_limit_restarts", rate_limit_restarts)
@@ -969,33 +973,16 @@ class Runs:
         run_id: str,
         *,
         tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        policy: PollPolicy | None = None,
-        on_status: OnStatus | None = None,
-        cancel_on_caller_cancel: bool = False,
-        tool_handler: ToolHandler | None = None,
-        cancel_on_tool_error: bool = True,
+        **options: Unpack[WatchOptions],
     ) -> Run:
         """Submit tool outputs, then watch the run.
-
-        As [submit_tool_outputs][openai_runs.Runs.submit_tool_outputs], then
-        [poll][openai_runs.Runs.poll].
 
         Args:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
-            tool_outputs: One output per tool call, as for
-                [submit_tool_outputs][openai_runs.Runs.submit_tool_outputs].
-            timeout: Seconds for the watch, as for [poll][openai_runs.Runs.poll] (the
-                submit request uses the client's own timeout and retries).
-            cancel_on_timeout: As for [poll][openai_runs.Runs.poll].
-            policy: As for [poll][openai_runs.Runs.poll].
-            on_status: As for [poll][openai_runs.Runs.poll].
-            cancel_on_caller_cancel: As for [poll][openai_runs.Runs.poll].
-            tool_handler: Serves any later tool calls, as for
-                [poll][openai_runs.Runs.poll].
-            cancel_on_tool_error: As for [poll][openai_runs.Runs.poll].
+            tool_outputs: One output per tool call.
+            **options: The [WatchOptions][openai_runs.WatchOptions]; a
+                *tool_handler* serves any later tool calls.
 
         Returns:
             The final run the watch reports: terminal, or `requires_action`
@@ -1007,18 +994,9 @@ class Runs:
             WatchTimeoutError: The deadline passed.
             ToolCallError: The tool handler raised.
         """
+        watcher = self.watch(thread_id, run_id, **options)
         await self.submit_tool_outputs(thread_id, run_id, tool_outputs=tool_outputs)
-        return await self.poll(
-            thread_id,
-            run_id,
-            timeout=timeout,
-            cancel_on_timeout=cancel_on_timeout,
-            policy=policy,
-            on_status=on_status,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            tool_handler=tool_handler,
-            cancel_on_tool_error=cancel_on_tool_error,
-        )
+        return await watcher
 
     async def create(
         self,
@@ -1026,29 +1004,13 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        model: str | None = None,
-        reasoning_effort: str | None = None,
-        instructions: str | None = None,
-        additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
-        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
-        include: Iterable[str] | None = None,
-        idempotency_key: str | bool = True,
         timeout: float | None = None,
         max_retries: int | None = None,
+        **params: Unpack[RunCreateParams],
     ) -> Run:
         """Start a run of an assistant on a thread.
 
-        Arguments left *None* are not sent, so the assistant's own settings
+        Parameters left out are not sent, so the assistant's own settings
         apply. To stream the run's events, use [stream][openai_runs.Runs.stream].
 
         Args:
@@ -1056,75 +1018,44 @@ class Runs:
             assistant_id: The assistant to run it with.
             agent_id: Azure AI Foundry's name for *assistant_id*; give one
                 of the two.
-            model: Overrides the assistant's model.
-            reasoning_effort: `low`, `medium`, `high`, ... for
-                reasoning models.
-            instructions: Replaces the assistant's instructions.
-            additional_instructions: Appended to the instructions.
-            additional_messages: Added to the thread before the run: each a
-                [MessageRequest][openai_runs.models.MessageRequest] or its
-                JSON as a dict.
-            tools: Replaces the assistant's tools: tool models or their JSON
-                (`{"type": "code_interpreter"}`).
-            metadata: At most 16 string pairs.
-            temperature: Sampling temperature (OpenAI takes 0 to 2).
-            top_p: Nucleus sampling mass (0 to 1).
-            max_prompt_tokens: A token budget (OpenAI takes 256 or more).
-            max_completion_tokens: A token budget (OpenAI takes 256 or more).
-            truncation_strategy: How the thread is cut before the run (a
-                model or its JSON).
-            tool_choice: `none`, `auto`, `required` (not on Azure AI
-                Foundry) or a
-                [NamedToolChoice][openai_runs.models.NamedToolChoice] or its
-                JSON; strings are sent as given.
-            parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: `auto` (or Azure AI Foundry's `none`) or a
-                response format model.
-            include: Extra step fields, as for `steps.list`.
-            idempotency_key: Makes the create safe to retry. *True* (the
-                default) tags the run's metadata with a fresh key under
-                `openai_runs_idempotency_key`; a string tags it with yours;
-                *False* sends no tag (and a metadata of 16 keys leaves no room
-                for one). When the answer to a create is lost after it was
-                sent, the thread's newest runs are searched for the key: the
-                run found is returned, and the create is sent again only if
-                there is none. Untagged, a lost answer raises
-                [OutcomeUnknownError][openai_runs.exceptions.OutcomeUnknownError].
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
+            **params: The [RunCreateParams][openai_runs.RunCreateParams]:
+                *model*, *instructions*, *tools*, *metadata*, ...,
+                *idempotency_key*. When the answer to a create is lost after
+                it was sent, the thread's newest runs are searched for the
+                run's idempotency key before the create is sent again.
 
         Returns:
             The new run, usually `queued`.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            TypeError: An unknown parameter.
         """
+        unknown = set(params) - _CREATE_PARAMS
+        if unknown:
+            raise TypeError(
+                f"unexpected create parameter(s): {', '.join(sorted(unknown))}"
+            )
         path = ("threads", check_id("thread_id", thread_id), "runs")
-        tagged, key = idempotency_metadata(check_metadata(metadata), idempotency_key)
+        fields: dict[str, Any] = dict(params)
+        include = fields.pop("include", None)
+        tagged, key = idempotency_metadata(
+            check_metadata(fields.pop("metadata", None)),
+            fields.pop("idempotency_key", True),
+        )
         body = _run_body(
             assistant_id=_assistant(assistant_id, agent_id),
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
             metadata=tagged,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
+            **fields,
         )
-        params = [("include[]", value) for value in check_include(include)]
+        query = [("include[]", value) for value in check_include(include)]
         return await create_run(
             self,
             self._client,
             path,
-            params=params,
+            params=query,
             body=body,
             key=key,
             timeout=timeout,
@@ -1245,7 +1176,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Start a run and stream its events (``stream: true``).
 
@@ -1356,7 +1287,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Create a thread, start a run on it, and stream the events.
 
@@ -1434,7 +1365,7 @@ class Runs:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Submit tool outputs and stream the rest of the run.
 
@@ -1549,7 +1480,7 @@ class Runs:
         *,
         cancel: bool = False,
         timeout: float | None = None,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> Run | None:
         """Wait until the thread has no active run; return its last run.
 

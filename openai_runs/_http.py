@@ -33,6 +33,9 @@ logger = logging.getLogger("openai_runs")
 
 T = TypeVar("T")
 
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout()
+"""The request's own asyncio timeout bounds it; a session's default must not."""
+
 # A segment of only these characters is its own percent-encoding: the ids of
 # every API object are, so most requests skip urllib's quote.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
@@ -198,17 +201,23 @@ class Transport:
             headers["Content-Type"] = "application/json"
         left = budget - (time.monotonic() - started)
         try:
-            async with self._session().request(
-                method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=body,
-                timeout=aiohttp.ClientTimeout(total=max(left, 0.001)),
-                allow_redirects=False,
-                # A caller's session may default to True: a 404 would then
-                # raise ClientResponseError here instead of being mapped.
-                raise_for_status=False,
-            ) as resp:
+            # One asyncio timer bounds the exchange: aiohttp's own timeouts
+            # round any value over its ceil_threshold (5 s) up to a whole
+            # second, so a 5.2 s deadline ended at 6 s.
+            async with (
+                asyncio.timeout(max(left, 0.001)),
+                self._session().request(
+                    method,
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=body,
+                    timeout=_NO_AIOHTTP_TIMEOUT,
+                    allow_redirects=False,
+                    # A caller's session may default to True: a 404 would then
+                    # raise ClientResponseError here instead of being mapped.
+                    raise_for_status=False,
+                ) as resp,
+            ):
                 raw = await self.read_body(resp, method, path)
         except TimeoutError as exc:
             where = _where(method, path)

@@ -18,7 +18,8 @@ from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
 from ._tools import ToolHandler, serve_tool_calls
-from ._watcher import PollPolicy, RunWatcher
+from ._watch_core import WatchPolicy
+from ._watcher import RunWatcher
 from .exceptions import (
     APIConnectionError,
     APIDecodeError,
@@ -105,12 +106,12 @@ class RunStream:
         cancel_on_timeout: bool = False,
         cancel_on_caller_cancel: bool = False,
         cancel_on_tool_error: bool = True,
-        policy: PollPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> None:
         self._client = client
         self._path = tuple(path)
         self._body = body
-        self.policy = policy or PollPolicy()
+        self.policy = policy or WatchPolicy()
         self.timeout = self.policy.deadline if timeout is None else timeout
         self.tool_handler = tool_handler
         self.cancel_on_timeout = cancel_on_timeout
@@ -429,15 +430,20 @@ class RunStream:
             await self._on_deadline()
         # Only the options every version of RunWatcher takes: the caller's
         # cancel is handled by _produce, which cancels the run itself.
-        options: dict[str, Any] = {
-            "timeout": remaining,
-            "cancel_on_timeout": self.cancel_on_timeout,
-            "policy": self.policy,
-            "tool_handler": self.tool_handler,
-        }
-        if not self.cancel_on_tool_error:
-            options["cancel_on_tool_error"] = False
-        watcher = RunWatcher(self._client, thread_id, run_id, **options)
+        policy = attrs.evolve(
+            self.policy,
+            cancel_on_tool_error=self.cancel_on_tool_error,
+            cancel_on_caller_cancel=False,
+        )
+        watcher = RunWatcher(
+            self._client,
+            thread_id,
+            run_id,
+            timeout=remaining,
+            cancel_on_timeout=self.cancel_on_timeout,
+            policy=policy,
+            tool_handler=self.tool_handler,
+        )
         try:
             async for seen in watcher:
                 async for event in self._catch_up(seen):

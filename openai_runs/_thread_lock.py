@@ -18,7 +18,7 @@ from .models import RunStatus
 
 if TYPE_CHECKING:
     from ._client import Runs
-    from ._watcher import PollPolicy
+    from ._watch_core import WatchPolicy
     from .models import Run
 
 __all__ = ["ACTIVE_STATUSES", "active_run", "wait_idle"]
@@ -66,7 +66,7 @@ async def wait_idle(
     *,
     cancel: bool,
     timeout: float | None,
-    policy: PollPolicy | None,
+    policy: WatchPolicy | None,
 ) -> Run | None:
     """Wait until *thread_id* has no active run; see `Runs.wait_idle`."""
     check_id("thread_id", thread_id)

@@ -228,3 +228,23 @@ def check_count(name: str, value: object) -> None:
         raise InvalidRequestError(
             name, f"must be a whole number, 0 or more, not {value!r}"
         )
+
+
+def check_duration(name: str, value: object, *, positive: bool = False) -> float:
+    """Refuse anything but a finite number of seconds, 0 or more (more if *positive*).
+
+    NaN and infinity are refused: a NaN deadline never passes and an infinite
+    one overflows every timer.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        low = "more than 0" if positive else "0 or more"
+        raise InvalidRequestError(
+            name, f"must be a finite number of seconds, {low}, not {value!r}"
+        )
+    return float(value)

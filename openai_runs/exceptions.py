@@ -23,7 +23,7 @@ OpenAIRunsError
 │   └── APIDecodeError                      a body that is not what the API sends
 │       ├── ResponseTooLargeError           ... longer than max_response_bytes
 │       └── StreamDecodeError               an event stream that is not what it sends
-├── WatchTimeoutError                       a watch outlived its deadline
+├── WatchTimeoutError (also TimeoutError)   a watch outlived its deadline
 └── ToolCallError                           a tool handler failed during a watch
 ```
 
@@ -314,36 +314,64 @@ class ResponseTooLargeError(APIDecodeError):
         self.limit = limit
 
 
-class WatchTimeoutError(OpenAIRunsError):
+class WatchTimeoutError(OpenAIRunsError, TimeoutError):
     """A watch reached its deadline before the run ended.
+
+    It is also a `TimeoutError`, so `except TimeoutError` catches it.
 
     Attributes:
         run: The last state of the run that the watch saw (after a timed
             cancel, the run's final state), or *None* if no poll succeeded.
+        last_error: The last failure the watch retried, if any (also the
+            `__cause__`): why a watch of an unreachable server saw no run.
+        cancel_landed: With `cancel_on_timeout`: whether the server took the
+            cancel (*None* when no cancel was asked for).
     """
 
-    def __init__(self, message: str, run: Run | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        run: Run | None,
+        *,
+        last_error: Exception | None = None,
+        cancel_landed: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.run = run
+        self.last_error = last_error
+        self.cancel_landed = cancel_landed
+        if last_error is not None:
+            self.__cause__ = last_error
 
 
 class ToolCallError(OpenAIRunsError):
     """A tool handler raised, so the watch could not answer the run's tool calls.
 
     The handler's own exception is the `__cause__`. Unless the watch was
-    told otherwise (`cancel_on_tool_error=False`), the run was cancelled,
-    since it could only wait in `requires_action` until it expired.
+    told otherwise (`WatchPolicy(cancel_on_tool_error=False)`), the run was
+    cancelled, since it could only wait in `requires_action` until it
+    expired; the cancel is retried within the policy's `cancel_grace`.
 
     Attributes:
         run: The run: `cancelling` (or how it ended) after the cancel, else
             `requires_action`.
         tool_call: The [ToolCall][openai_runs.models.ToolCall] that failed.
+        cancel_landed: Whether the server took the cancel (*None* when no
+            cancel was asked for).
     """
 
-    def __init__(self, message: str, *, run: Run, tool_call: ToolCall) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        run: Run,
+        tool_call: ToolCall,
+        cancel_landed: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.run = run
         self.tool_call = tool_call
+        self.cancel_landed = cancel_landed
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

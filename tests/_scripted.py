@@ -13,9 +13,9 @@ import attrs
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from openai_runs import PollPolicy, RetryPolicy, RunsClient
+from openai_runs import RetryPolicy, RunsClient, WatchPolicy
 
-FAST = PollPolicy(
+FAST = WatchPolicy(
     initial=0.005,
     multiplier=2.0,
     maximum=0.02,
@@ -142,12 +142,16 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serve(scripts: dict[str, Script]) -> AsyncIterator[tuple[RunsClient, Server]]:
+async def serve(
+    scripts: dict[str, Script], **client_options: Any
+) -> AsyncIterator[tuple[RunsClient, Server]]:
     """Start the scripted server and a client for it; close both after."""
     server = Server(scripts)
     async with TestServer(server.app()) as test_server:
         client = RunsClient(
-            api_key="sk-test", base_url=str(test_server.make_url("/v1"))
+            api_key="sk-test",
+            base_url=str(test_server.make_url("/v1")),
+            **client_options,
         )
         try:
             yield client, server

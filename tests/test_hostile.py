@@ -32,7 +32,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from openai_runs import PollPolicy, Response, RetryPolicy, Run, RunsClient, RunStep
+from openai_runs import Response, RetryPolicy, Run, RunsClient, RunStep, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs._client import _parse
 from openai_runs._http import DEFAULT_MAX_RESPONSE_BYTES
@@ -797,7 +797,7 @@ def test_hostile_poll_after_and_expiry_are_typed() -> None:
         return web.json_response({**RUN, "status": status}, headers=headers)
 
     async def main() -> None:
-        policy = PollPolicy(initial=0.01, maximum=0.01, jitter=0)
+        policy = WatchPolicy(initial=0.01, maximum=0.01, jitter=0)
         async with serving(handler) as client:
             run = await client.runs.poll("thread_1", "run_1", timeout=5, policy=policy)
             assert run.status == "completed"
@@ -1308,3 +1308,30 @@ def test_a_client_under_a_second_asyncio_run_raises_a_typed_error() -> None:
             first.close()
         with asyncio.Runner() as third, pytest.raises(exc.ClientClosedError):
             third.run(client.runs.retrieve(ref["thread_id"], ref["id"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    expires_on=st.one_of(
+        st.floats(),
+        st.integers(-(10**400), 10**400),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+    )
+)
+def test_any_token_expiry_is_used_or_refused(expires_on: Any) -> None:
+    """A provider's expiry of any value gives headers or InvalidRequestError, never a raw error."""
+
+    async def provider() -> tuple[str, Any]:
+        return "entra-token-0123456789", expires_on
+
+    async def main() -> None:
+        auth = TokenAuth(provider)
+        try:
+            headers = await auth.headers()
+        except exc.InvalidRequestError:
+            return
+        assert headers == {"Authorization": "Bearer entra-token-0123456789"}
+
+    asyncio.run(main())

@@ -12,17 +12,20 @@ import attrs
 import pytest
 from _scripted import FAST, Reply, Script, client_tasks, error, run_of, serve
 
-from openai_runs import WatchResult
+from openai_runs import LocalBudget, WatchResult
 from openai_runs import exceptions as exc
 
 
 def watch_all(
-    scripts: dict[str, Script], refs: Any = None, **options: Any
+    scripts: dict[str, Script],
+    refs: Any = None,
+    budget: LocalBudget | None = None,
+    **options: Any,
 ) -> list[WatchResult]:
     """Watch every scripted run (or *refs*) and return the results in order."""
 
     async def main() -> list[WatchResult]:
-        async with serve(scripts) as (client, _):
+        async with serve(scripts, budget=budget) as (client, _):
             options.setdefault("policy", FAST)
             pairs = refs if refs is not None else [("thread_1", r) for r in scripts]
             return [item async for item in client.runs.watch_many(pairs, **options)]
@@ -82,21 +85,17 @@ def test_a_failure_is_reported_for_its_run_only() -> None:
 
 
 def test_requests_in_flight_stay_within_the_bound() -> None:
-    """No more than max_in_flight requests are ever open at the server at once."""
+    """No more than the budget's max_in_flight requests are ever open at once."""
     slow = Reply("in_progress", delay=0.01)
     scripts = {
         f"run_{i}": run_of(slow, Reply("completed", delay=0.01)) for i in range(20)
     }
 
     async def main() -> int:
-        async with serve(scripts) as (client, server):
+        budget = LocalBudget(max_in_flight=3)
+        async with serve(scripts, budget=budget) as (client, server):
             pairs = [("thread_1", r) for r in scripts]
-            results = [
-                r
-                async for r in client.runs.watch_many(
-                    pairs, policy=FAST, max_in_flight=3
-                )
-            ]
+            results = [r async for r in client.runs.watch_many(pairs, policy=FAST)]
             assert len(results) == 20
             return server.peak
 
@@ -104,10 +103,10 @@ def test_requests_in_flight_stay_within_the_bound() -> None:
 
 
 def test_polls_per_second_are_capped() -> None:
-    """max_polls_per_second spaces the requests out."""
+    """The budget's max_requests_per_second spaces the requests out."""
     scripts = {f"run_{i}": run_of("completed") for i in range(10)}
     started = time.monotonic()
-    watch_all(scripts, max_polls_per_second=200)
+    watch_all(scripts, budget=LocalBudget(max_requests_per_second=200))
     assert time.monotonic() - started >= 9 / 200
 
 
@@ -181,11 +180,13 @@ def test_cancelling_the_loop_cancels_and_awaits_everything() -> None:
 
 
 def test_a_bad_item_or_limit_is_refused() -> None:
-    """An item that is not (thread_id, run_id[, key]), or a zero limit, is refused."""
+    """An item that is not a Run or (thread_id, run_id[, key]), or a zero limit, is refused."""
     with pytest.raises(exc.InvalidRequestError, match="runs"):
         watch_all({}, ["run_1"])
     with pytest.raises(exc.InvalidRequestError, match="max_in_flight"):
-        watch_all({}, [], max_in_flight=0)
+        LocalBudget(max_in_flight=0)
+    with pytest.raises(TypeError, match="max_in_flight"):
+        watch_all({}, [], max_in_flight=1)
 
 
 def test_no_poll_is_put_off_past_the_deadline() -> None:
@@ -234,12 +235,13 @@ def test_cancels_after_failed_tool_handlers_stay_within_the_bound() -> None:
         raise RuntimeError("the tool is down")
 
     async def main() -> int:
-        async with serve(scripts) as (client, server):
+        budget = LocalBudget(max_in_flight=1)
+        async with serve(scripts, budget=budget) as (client, server):
             pairs = [("thread_1", r) for r in scripts]
             results = [
                 r
                 async for r in client.runs.watch_many(
-                    pairs, policy=FAST, max_in_flight=1, tool_handler=handler
+                    pairs, policy=FAST, tool_handler=handler
                 )
             ]
             assert all(isinstance(r.error, exc.ToolCallError) for r in results)

@@ -36,7 +36,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public -= {"auth", "exceptions", "models", "testing"}
     assert sorted(openai_runs.__all__) == list(openai_runs.__all__)
     assert set(openai_runs.__all__) == public | {"converter"}
-    assert len(openai_runs.__all__) < 25
+    assert len(openai_runs.__all__) <= 25
 
 
 def test_console_script_is_declared() -> None:
@@ -64,3 +64,9 @@ def test_the_version_is_written_once() -> None:
         if f'"{openai_runs.__version__}"' in path.read_text()
     }
     assert spelled == {"__init__.py"}
+
+
+def test_the_old_name_of_watch_policy_still_imports() -> None:
+    """PollPolicy (before 0.2) is WatchPolicy, without being a public name."""
+    assert openai_runs.PollPolicy is openai_runs.WatchPolicy
+    assert "PollPolicy" not in openai_runs.__all__

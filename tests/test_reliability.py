@@ -25,7 +25,7 @@ import attrs
 import pytest
 from _faultproxy import FaultProxy, fault_proxy
 
-from openai_runs import PollPolicy, RetryPolicy, RunsClient, RunWatcher
+from openai_runs import LocalBudget, RetryPolicy, RunsClient, RunWatcher, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.testing import Emulator, Fault, RunScript
 
@@ -269,12 +269,15 @@ def test_a_429_storm_is_held_down_by_the_shared_back_off() -> None:
                 during.append(emu.counts.total)
 
             asyncio.get_running_loop().call_later(storm, calm)
-            policy = PollPolicy(initial=0.02, maximum=0.05, retry=RETRY)
-            async with RunsClient(api_key=emu.api_key, base_url=emu.url) as client:
+            policy = WatchPolicy(initial=0.02, maximum=0.05, retry=RETRY)
+            budget = LocalBudget(max_in_flight=in_flight)
+            async with RunsClient(
+                api_key=emu.api_key, base_url=emu.url, budget=budget
+            ) as client:
                 results = [
                     r
                     async for r in client.runs.watch_many(
-                        refs, policy=policy, timeout=5, max_in_flight=in_flight
+                        refs, policy=policy, timeout=5
                     )
                 ]
         assert all(r.run is not None and r.run.status == "completed" for r in results)
@@ -305,7 +308,7 @@ SCRIPTS = [
     lambda rng: RunScript.requires_action(after=rng.uniform(0.02, 0.3)),
     lambda _: RunScript.endless(),
 ]
-MIX_POLICY = PollPolicy(
+MIX_POLICY = WatchPolicy(
     initial=0.01,
     multiplier=1.5,
     maximum=0.05,
@@ -379,12 +382,13 @@ def test_watch_many_under_a_random_mix_of_faults_ends_true_and_on_time() -> None
     n, timeout = 60, 0.8
 
     async def main() -> tuple[list[str], float]:
-        async with stack(seed=3) as (emu, proxy, client):
+        budget = LocalBudget(max_in_flight=16)
+        async with stack(seed=3, budget=budget) as (emu, proxy, client):
             refs = await faulty_runs(emu, proxy, n, 3)
             started = time.monotonic()
             outcomes, overrun = [], 0.0
             async for result in client.runs.watch_many(
-                refs, timeout=timeout, policy=MIX_POLICY, max_in_flight=16
+                refs, timeout=timeout, policy=MIX_POLICY
             ):
                 overrun = max(overrun, time.monotonic() - started - timeout)
                 outcomes.append(

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from openai_runs import PollPolicy, Run, RunsClient
+from openai_runs import Run, RunsClient, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.models import MessageRequest
 from openai_runs.testing import Emulator, RunScript
 
-POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 LIMITED = RunScript.failed(
     0.02,
     code="rate_limit_exceeded",

@@ -16,7 +16,7 @@ from _faultproxy import fault_proxy
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from openai_runs import PollPolicy, Run, RunsClient, RunStep, RunStream, StreamEvent
+from openai_runs import Run, RunsClient, RunStep, RunStream, StreamEvent, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs._sse import DEFAULT_MAX_LINE
 from openai_runs.models import (
@@ -38,7 +38,7 @@ from openai_runs.testing import Emulator, RunScript
 from openai_runs.testing._script import DEFAULT_REPLY
 
 WEATHER = FunctionTool(function=FunctionDefinition(name="get_weather"))
-FAST = PollPolicy(initial=0.02, maximum=0.05, jitter=0.0, cancel_grace=2.0)
+FAST = WatchPolicy(initial=0.02, maximum=0.05, jitter=0.0, cancel_grace=2.0)
 
 
 def weather(call: ToolCall) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from openai_runs import PollPolicy, RunsClient
+from openai_runs import RunsClient, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.models import ToolOutput
 from openai_runs.testing import Emulator, RunScript
 
-POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

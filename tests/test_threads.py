@@ -23,7 +23,7 @@ import pytest
 from _spec import THREADS, validator
 from aiohttp import web
 
-from openai_runs import PollPolicy, RunsClient
+from openai_runs import RunsClient, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.models import (
     Attachment,
@@ -42,7 +42,7 @@ from openai_runs.models import (
 )
 from openai_runs.testing import Emulator, ManualClock, RunScript
 
-POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 THREAD = validator("ThreadObject", THREADS)
 MESSAGE = validator("MessageObject", THREADS)
 MESSAGES = validator("ListMessagesResponse", THREADS)

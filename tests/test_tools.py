@@ -12,10 +12,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 
-from openai_runs import PollPolicy, Run, RunsClient, WatchResult, tool_registry
+from openai_runs import (
+    LocalBudget,
+    Run,
+    RunsClient,
+    WatchPolicy,
+    WatchResult,
+    tool_registry,
+)
 from openai_runs import exceptions as exc
 from openai_runs.models import (
     FunctionDefinition,
@@ -28,7 +36,8 @@ from openai_runs.models import (
 )
 from openai_runs.testing import Emulator, Fault, Phase, RunScript, ScriptedCall
 
-POLICY = PollPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
+KEEP_WAITING = attrs.evolve(POLICY, cancel_on_tool_error=False)
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "tool_loop.py"
 
 
@@ -56,6 +65,7 @@ async def emulated(
     **options: Any,
 ) -> AsyncIterator[tuple[Emulator, RunsClient, list[tuple[str, Any]]]]:
     """Serve an emulator that records POST bodies, with a client pointed at it."""
+    budget = options.pop("budget", None)
     emu = Emulator(**options)
     seen: list[tuple[str, Any]] = []
 
@@ -69,7 +79,10 @@ async def emulated(
         return await handler(request)
 
     emu.app.middlewares.append(record)
-    async with emu, RunsClient(base_url=emu.url, api_key=emu.api_key) as client:
+    async with (
+        emu,
+        RunsClient(base_url=emu.url, api_key=emu.api_key, budget=budget) as client,
+    ):
         yield emu, client, seen
 
 
@@ -271,7 +284,7 @@ def test_parallel_calls_run_concurrently_within_the_bound_and_submit_in_api_orde
             run = await client.runs.poll(
                 created["thread_id"],
                 created["id"],
-                policy=PollPolicy(
+                policy=WatchPolicy(
                     initial=0.01, maximum=0.03, jitter=0.0, max_tool_calls=2
                 ),
                 tool_handler=tool_registry({"work": work}),
@@ -365,6 +378,7 @@ def test_a_failing_handler_ends_the_watch_and_cancels_the_run() -> None:
             assert error.tool_call.function.name == "bad"
             assert isinstance(error.__cause__, RuntimeError)
             assert error.run.status == "cancelling"
+            assert error.cancel_landed is True
             assert emu.retrieve(created["id"])["status"] in {"cancelling", "cancelled"}
             assert posts(seen, "/submit_tool_outputs") == []
 
@@ -385,16 +399,15 @@ def test_a_handler_raising_cancelled_error_is_a_tool_error() -> None:
                 await client.runs.poll(
                     created["thread_id"],
                     created["id"],
-                    policy=POLICY,
+                    policy=KEEP_WAITING,
                     tool_handler=rogue,
-                    cancel_on_tool_error=False,
                 )
             assert caught.value.tool_call.function.name == "x"
             refs = [(created["thread_id"], created["id"])]
             results = [
                 r
                 async for r in client.runs.watch_many(
-                    refs, policy=POLICY, tool_handler=rogue, cancel_on_tool_error=False
+                    refs, policy=KEEP_WAITING, tool_handler=rogue
                 )
             ]
             assert len(results) == 1
@@ -404,7 +417,7 @@ def test_a_handler_raising_cancelled_error_is_a_tool_error() -> None:
 
 
 def test_a_failing_handler_may_leave_the_run_waiting() -> None:
-    """With cancel_on_tool_error=False the run stays in requires_action for the caller."""
+    """With WatchPolicy(cancel_on_tool_error=False) the run stays in requires_action for the caller."""
 
     async def fail(call: ToolCall) -> str:
         raise ValueError("no")
@@ -416,9 +429,8 @@ def test_a_failing_handler_may_leave_the_run_waiting() -> None:
                 await client.runs.poll(
                     created["thread_id"],
                     created["id"],
-                    policy=POLICY,
+                    policy=KEEP_WAITING,
                     tool_handler=fail,
-                    cancel_on_tool_error=False,
                 )
             assert caught.value.run.status == "requires_action"
             assert emu.retrieve(created["id"])["status"] == "requires_action"
@@ -611,7 +623,7 @@ def test_watch_many_serves_tools_and_reports_statuses() -> None:
         return "ok"
 
     async def main() -> list[WatchResult]:
-        async with emulated() as (emu, client, _):
+        async with emulated(budget=LocalBudget(max_in_flight=1)) as (emu, client, _):
             good = [emu.create_run(script=ask(ScriptedCall("good"))) for _ in range(3)]
             bad = emu.create_run(script=ask(ScriptedCall("bad")))
             refs = [(r["thread_id"], r["id"]) for r in [*good, bad]]
@@ -620,7 +632,6 @@ def test_watch_many_serves_tools_and_reports_statuses() -> None:
                 async for result in client.runs.watch_many(
                     refs,
                     policy=POLICY,
-                    max_in_flight=1,
                     on_status=lambda run: seen_statuses.append(
                         (run.id, str(run.status))
                     ),

@@ -12,14 +12,15 @@ import pytest
 from _scripted import FAST, Reply, Script, client_tasks, error, run_of, serve
 
 from openai_runs import (
-    PollPolicy,
+    RetryPolicy,
     Run,
     RunWatcher,
+    WatchPolicy,
     WatchState,
     converter,
 )
 from openai_runs import exceptions as exc
-from openai_runs._watcher import is_retryable
+from openai_runs._retry import retry_delay
 
 
 @attrs.define
@@ -132,9 +133,9 @@ def test_poll_after_header_sets_the_next_interval_within_bounds() -> None:
         hinted("30"), hinted("999999"), hinted("0"), "in_progress", "completed"
     )
     watch(script, clock=time_.clock, sleep=time_.sleep)
-    # 30 ms as asked; capped at 0.05; raised to 0.001; then the cadence, which
-    # the hints did not advance.
-    assert time_.sleeps == [0.03, 0.05, 0.001, 0.005]
+    # 30 ms as asked; capped at 0.05; a hint of 0 is no hint: the cadence,
+    # which the hints before did not advance.
+    assert time_.sleeps == [0.03, 0.05, 0.005, 0.01]
 
 
 def test_backoff_grows_to_its_cap_and_restarts_on_a_change() -> None:
@@ -223,7 +224,7 @@ def test_default_deadline_is_the_policys() -> None:
         async with serve({}) as (client, _):
             return RunWatcher(client, "thread_1", "run_1").timeout
 
-    assert asyncio.run(main()) == PollPolicy().deadline == 900
+    assert asyncio.run(main()) == WatchPolicy().deadline == 900
 
 
 def test_timed_cancel_reports_the_cancelled_run() -> None:
@@ -277,8 +278,7 @@ def test_caller_cancellation_leaves_nothing_behind(cancel_run: bool) -> None:
                 client,
                 "thread_1",
                 "run_1",
-                policy=FAST,
-                cancel_on_caller_cancel=cancel_run,
+                policy=attrs.evolve(FAST, cancel_on_caller_cancel=cancel_run),
             )
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.05):
@@ -295,7 +295,7 @@ def test_caller_cancellation_leaves_nothing_behind(cancel_run: bool) -> None:
 )
 def test_no_retry_predicate_catches_control_flow(error_: BaseException) -> None:
     """CancelledError, KeyboardInterrupt and SystemExit are never retried."""
-    assert not is_retryable(error_)
+    assert retry_delay(RetryPolicy(), 1, error_, decode_errors=True) is None
 
 
 def test_resume_from_saved_state() -> None:
@@ -335,13 +335,40 @@ def test_resumed_past_its_deadline_times_out_at_once() -> None:
     assert script.gets == 0
 
 
-def test_expires_at_caps_the_deadline() -> None:
-    """A run past its expires_at (plus slack) is not watched to the full timeout."""
-    expired = Reply("in_progress", fields={"expires_at": int(time.time()) - 10})
-    policy = attrs.evolve(FAST, expiry_slack=0.0)
-    started = time.monotonic()
-    watch_error(run_of(expired), exc.WatchTimeoutError, timeout=600, policy=policy)
-    assert time.monotonic() - started < 0.5
+def test_the_run_lifetime_on_the_server_clock_caps_the_deadline() -> None:
+    """A run polled past its lifetime (expires_at - created_at) plus slack is given up."""
+    time_ = FakeTime()
+    created = 1_700_000_000
+    stuck = Reply(
+        "in_progress", fields={"created_at": created, "expires_at": created + 600}
+    )
+    policy = attrs.evolve(FAST, initial=30.0, maximum=30.0, expiry_slack=60.0)
+    error_ = watch_error(
+        run_of(stuck),
+        exc.WatchTimeoutError,
+        timeout=3600,
+        policy=policy,
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
+    assert "lifetime" in str(error_)
+    assert 660 <= time_.now - 1000.0 <= 661
+
+
+@pytest.mark.parametrize("skew", [-700, 0, 700])
+def test_a_skewed_local_clock_never_ends_a_healthy_watch(skew: int) -> None:
+    """Server timestamps are never compared with the local clock (skew of ±11 minutes)."""
+    now = int(time.time()) + skew
+    fields = {"created_at": now, "expires_at": now + 600}
+    script = run_of(
+        Reply("in_progress", fields=fields),
+        Reply("in_progress", fields=fields),
+        Reply("completed", fields=fields),
+    )
+    run, watcher, _ = watch(script, timeout=30, cancel_on_timeout=True)
+    assert run.status == "completed"
+    assert script.cancels == 0
+    assert watcher.polls == 3
 
 
 def test_counters_count_polls_retries_and_time() -> None:
@@ -367,6 +394,6 @@ def test_elapsed_stops_when_the_watch_ends() -> None:
 def test_bad_settings_are_refused() -> None:
     """A negative timeout or a zero interval is refused before anything is sent."""
     with pytest.raises(ValueError, match="initial"):
-        PollPolicy(initial=0)
+        WatchPolicy(initial=0)
     with pytest.raises(exc.InvalidRequestError):
         watch(run_of("completed"), timeout=-1)

@@ -18,16 +18,10 @@ from mkdocs.exceptions import PluginError
 
 log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 
-# Docstrings being rewritten on the watch-core branch (issue 10), by the
-# module that holds them: their markup is reported, not fatal, while that
-# module's source still has Sphinx roles. Once it is clean the excuse lapses
-# by itself (the rewrite's landing cannot break the build); then delete this
-# list, so that a role brought back to those modules fails too.
-PENDING: dict[str, str] = {
-    "openai_runs.RunWatcher": "openai_runs/_watcher.py",
-    "openai_runs.PollPolicy": "openai_runs/_watcher.py",
-    "openai_runs.WatchResult": "openai_runs/_many.py",
-}
+# Objects whose docstrings were being rewritten (issue 10's watch core) could
+# be excused here by the module that holds them; the rewrite landed in
+# Markdown, so nothing is excused and any Sphinx role fails the build.
+PENDING: dict[str, str] = {}
 _SOURCE_ROLE = re.compile(r":(?:class|meth|func|mod|attr|exc|data):`")
 
 _CODE = re.compile(r"<(code|pre)\b.*?</\1>", re.DOTALL)

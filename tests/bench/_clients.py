@@ -59,7 +59,7 @@ class OpenAIRunsClient:
     ) -> None:
         policy = None
         if fixed:
-            policy = self._m.PollPolicy(
+            policy = self._m.WatchPolicy(
                 initial=FIXED_INTERVAL,
                 multiplier=1.0,
                 maximum=FIXED_INTERVAL,

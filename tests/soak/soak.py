@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _faultproxy import FaultProxy, fault_proxy
 
 from openai_runs import (
-    PollPolicy,
     RetryPolicy,
     RunsClient,
     RunWatcher,
+    WatchPolicy,
 )
 from openai_runs import exceptions as exc
 from openai_runs.testing import Emulator, Fault, RunScript
@@ -46,7 +46,7 @@ MIX = {
     "html_504": 1,
     "not_a_run": 1,
 }
-POLICY = PollPolicy(
+POLICY = WatchPolicy(
     initial=0.05,
     multiplier=1.5,
     maximum=0.3,
@@ -108,7 +108,7 @@ class Soak:
         if many:
             started = time.monotonic()
             async for result in self.client.runs.watch_many(
-                refs, timeout=timeout, policy=POLICY, max_in_flight=64
+                refs, timeout=timeout, policy=POLICY
             ):
                 overrun = time.monotonic() - started - timeout
                 self.record(result.run_id, result.run, result.error, overrun)

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple, assert_type
 import openai_runs
 from openai_runs import (
     AsyncPager,
-    PollPolicy,
     Response,
     Run,
     RunsClient,
@@ -16,6 +15,7 @@ from openai_runs import (
     RunStep,
     RunWatcher,
     ToolHandler,
+    WatchPolicy,
     WatchResult,
     WatchState,
     tool_registry,
@@ -72,7 +72,7 @@ async def use() -> None:
             assert_type(as_datetime(run.completed_at), datetime | None)
         watcher = RunWatcher(client, "t", "r", timeout=60, cancel_on_timeout=True)
         assert_type(await watcher.wait(), Run)
-        async for seen in RunWatcher(client, "t", "r", policy=PollPolicy(initial=0.5)):
+        async for seen in RunWatcher(client, "t", "r", policy=WatchPolicy(initial=0.5)):
             assert_type(seen, Run)
         assert_type(watcher.state(), WatchState)
         assert_type(await client.runs.poll("t", "r", timeout=600), Run)
