@@ -531,5 +531,7 @@ def test_create_and_poll_takes_the_create_parameters_once() -> None:
 
     run = asyncio.run(main())
     assert run.model == "gpt-4o"
+    assert run.metadata is not None
+    assert run.metadata.pop("openai_runs_idempotency_key").startswith("idem_")
     assert run.metadata == {"k": "v"}
     assert run.is_terminal
