@@ -29,6 +29,8 @@ from ._many import RunRef, WatchResult, watch_many
 from ._pagination import AsyncPager
 from ._restart import restart_rate_limited
 from ._retry import RetryPolicy, retry_hint, retrying
+from ._safe_writes import create_run, idempotency_metadata, write_to_run
+from ._safe_writes import create_thread_and_run as safe_create_thread_and_run
 from ._streaming import RunStream
 from ._thread_lock import active_run, wait_idle
 from ._threads import Messages, Threads
@@ -55,6 +57,7 @@ from .auth import (
     TokenCredential,
 )
 from .exceptions import (
+    APIConnectionError,
     APIDecodeError,
     APIResponseError,
     InsufficientQuotaError,
@@ -392,7 +395,7 @@ class RunsClient:
         """Close the HTTP session, unless the caller owns it."""
         await self._transport.aclose()
 
-    async def request(
+    async def request(  # noqa: PLR0915 - the one path: budget, send, map, retry
         self,
         method: str,
         path: str | tuple[str, ...],
@@ -402,6 +405,7 @@ class RunsClient:
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        retry_sent: bool = True,
     ) -> Response[T]:
         """Send a request, retry it as the policy says, and parse the answer.
 
@@ -418,6 +422,10 @@ class RunsClient:
             body: The JSON body.
             timeout: Seconds for one attempt; the client's default if *None*.
             max_retries: Retries for this call; the client's default if *None*.
+            retry_sent: Whether to retry a connection error that came after
+                the request may have reached the server (a write that may
+                have acted). *False* raises it at once, with
+                ``request_sent`` set, so the caller can find out first.
 
         Returns:
             The parsed model with the HTTP answer.
@@ -450,8 +458,8 @@ class RunsClient:
         async def attempt() -> Response[T]:
             await budget.acquire()
             try:
-                status, headers, raw = await self._transport.request(
-                    method, path, params=query, body=data, timeout=timeout
+                status, headers, raw = await self._send(
+                    method, path, query, data, timeout, retry_sent=retry_sent
                 )
             except BaseException:
                 budget.release()
@@ -479,6 +487,8 @@ class RunsClient:
         # fifth of a successful call's CPU, and most calls succeed at once.
         try:
             return await attempt()
+        except _NotRetried as stop:
+            raise stop.error from None
         except Exception as exc:  # noqa: BLE001 - handed to tenacity below
             failure: Exception | None = exc
 
@@ -494,7 +504,30 @@ class RunsClient:
         control = self._retrying
         if max_retries is not None and max_retries != self.max_retries:
             control = retrying(self.retry_policy, max_retries)
-        return await control(again)
+        try:
+            return await control(again)
+        except _NotRetried as stop:
+            raise stop.error from None
+
+    async def _send(
+        self,
+        method: str,
+        path: tuple[str, ...],
+        query: list[tuple[str, str]],
+        data: bytes | None,
+        timeout: float | None,
+        *,
+        retry_sent: bool,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One exchange; a failure after sending escapes the retries if asked."""
+        try:
+            return await self._transport.request(
+                method, path, params=query, body=data, timeout=timeout
+            )
+        except APIConnectionError as lost:
+            if not retry_sent and lost.request_sent:
+                raise _NotRetried(lost) from lost
+            raise
 
     def _throttled(self, error: APIResponseError) -> float | None:
         """How long a 429 asks the whole key to wait; *None* for other errors."""
@@ -540,6 +573,14 @@ def _check_userinfo(base_url: str, auth: Auth, headers: Mapping[str, str]) -> No
             "Authorization header; pass the key as api_key= or auth= and "
             "leave them out of the URL",
         )
+
+
+class _NotRetried(Exception):
+    """Carries a failure past tenacity, which retries only what it knows."""
+
+    def __init__(self, error: APIConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _redact_error(error: APIResponseError, secret: str) -> None:
@@ -604,6 +645,14 @@ class RunCreateParams(TypedDict, total=False):
         parallel_tool_calls: Whether the model may call tools in parallel.
         response_format: `auto` or a response format model.
         include: Extra step fields, as for `steps.list`.
+        idempotency_key: Makes the create safe to retry. Left out (or
+            *True*), the run's metadata is tagged with a fresh key under
+            `openai_runs_idempotency_key`; a string tags it with yours;
+            *False* sends no tag (a metadata of 16 keys leaves no room for
+            one either). When the answer to a create is lost after it was
+            sent, the run is looked for by its key before the create is sent
+            again; untagged, a lost answer raises
+            [OutcomeUnknownError][openai_runs.exceptions.OutcomeUnknownError].
     """
 
     model: str | None
@@ -622,6 +671,7 @@ class RunCreateParams(TypedDict, total=False):
     parallel_tool_calls: bool | None
     response_format: str | ResponseFormat | Mapping[str, Any] | None
     include: Iterable[str] | None
+    idempotency_key: str | bool
 
 
 class CreateAndPollParams(RunCreateParams, WatchOptions, total=False):
@@ -744,12 +794,22 @@ class Runs:
         Raises:
             InvalidRequestError: An id is empty or unsafe (nothing is sent).
             BadRequestError: The run has already ended.
+
+        A cancel whose answer was lost after it was sent is not simply sent
+        again: the run is looked at first, and if it is `cancelling` or
+        `cancelled` it is returned (the retry's 400 is not raised for a
+        cancel that took effect).
         """
         path = (*_run_path(thread_id, run_id), "cancel")
-        response = await self._client.request(
-            "POST", path, Run, timeout=timeout, max_retries=max_retries
+        return await write_to_run(
+            self,
+            self._client,
+            path,
+            body=None,
+            call_ids=None,
+            timeout=timeout,
+            max_retries=max_retries,
         )
-        return response.parsed
 
     def watch(
         self, thread_id: str, run_id: str, **options: Unpack[WatchOptions]
@@ -959,10 +1019,12 @@ class Runs:
             agent_id: Azure AI Foundry's name for *assistant_id*; give one
                 of the two.
             timeout: Seconds for one attempt, instead of the client's.
-            max_retries: Retries for this call, instead of the client's. A
-                retried create after a timeout may start a second run.
+            max_retries: Retries for this call, instead of the client's.
             **params: The [RunCreateParams][openai_runs.RunCreateParams]:
-                *model*, *instructions*, *tools*, *metadata*, ...
+                *model*, *instructions*, *tools*, *metadata*, ...,
+                *idempotency_key*. When the answer to a create is lost after
+                it was sent, the thread's newest runs are searched for the
+                run's idempotency key before the create is sent again.
 
         Returns:
             The new run, usually `queued`.
@@ -979,21 +1041,26 @@ class Runs:
         path = ("threads", check_id("thread_id", thread_id), "runs")
         fields: dict[str, Any] = dict(params)
         include = fields.pop("include", None)
+        tagged, key = idempotency_metadata(
+            check_metadata(fields.pop("metadata", None)),
+            fields.pop("idempotency_key", True),
+        )
         body = _run_body(
             assistant_id=_assistant(assistant_id, agent_id),
+            metadata=tagged,
             **fields,
         )
         query = [("include[]", value) for value in check_include(include)]
-        response = await self._client.request(
-            "POST",
+        return await create_run(
+            self,
+            self._client,
             path,
-            Run,
             params=query,
             body=body,
+            key=key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        return response.parsed
 
     async def create_thread_and_run(
         self,
@@ -1014,6 +1081,7 @@ class Runs:
         tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
+        idempotency_key: str | bool = True,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Run:
@@ -1041,15 +1109,22 @@ class Runs:
                 model or its JSON); strings are sent as given.
             parallel_tool_calls: Whether the model may call tools in parallel.
             response_format: `auto` or a response format model.
+            idempotency_key: Tags the run's metadata as for
+                [create][openai_runs.Runs.create]; here only to recognise the
+                run later, since nothing lists threads to look in.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
+                Only failures before the request was sent are retried.
 
         Returns:
             The new run; its `thread_id` names the new thread.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            OutcomeUnknownError: The answer was lost after the request was
+                sent: a thread and run may exist. It is not sent again.
         """
+        tagged, key = idempotency_metadata(check_metadata(metadata), idempotency_key)
         body = _run_body(
             assistant_id=_assistant(assistant_id, agent_id),
             thread=thread,
@@ -1057,7 +1132,7 @@ class Runs:
             instructions=instructions,
             tools=tools,
             tool_resources=tool_resources,
-            metadata=metadata,
+            metadata=tagged,
             temperature=temperature,
             top_p=top_p,
             max_prompt_tokens=max_prompt_tokens,
@@ -1067,15 +1142,13 @@ class Runs:
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
         )
-        response = await self._client.request(
-            "POST",
-            ("threads", "runs"),
-            Run,
+        return await safe_create_thread_and_run(
+            self._client,
             body=body,
+            key=key,
             timeout=timeout,
             max_retries=max_retries,
         )
-        return response.parsed
 
     def stream(
         self,
@@ -1476,13 +1549,25 @@ class Runs:
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
             BadRequestError: The run was not waiting on tool outputs.
+
+        Outputs whose answer was lost after they were sent are not simply
+        sent again: the run is looked at first, and if it no longer waits on
+        these calls it is returned (the retry's 400 is not raised for
+        outputs that were taken).
         """
         path = (*_run_path(thread_id, run_id), "submit_tool_outputs")
         body = _tool_outputs_body(tool_outputs)
-        response = await self._client.request(
-            "POST", path, Run, body=body, timeout=timeout, max_retries=max_retries
+        return await write_to_run(
+            self,
+            self._client,
+            path,
+            body=body,
+            call_ids=frozenset(
+                str(output.get("tool_call_id")) for output in body["tool_outputs"]
+            ),
+            timeout=timeout,
+            max_retries=max_retries,
         )
-        return response.parsed
 
 
 def _stream_timeout(timeout: float | None) -> float | None:

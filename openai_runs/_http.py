@@ -192,7 +192,9 @@ class Transport:
                 credentials = await self.auth.headers()
         except TimeoutError as exc:
             where = _where(method, path)
-            raise APITimeoutError(f"{where}: no token within the timeout") from exc
+            raise APITimeoutError(
+                f"{where}: no token within the timeout", request_sent=False
+            ) from exc
         self._remember(credentials)
         headers = {**self.headers, **credentials}
         if body is not None:
@@ -220,7 +222,10 @@ class Transport:
         except TimeoutError as exc:
             where = _where(method, path)
             self._hide_credentials(exc, credentials)
-            raise APITimeoutError(f"{where}: no answer within the timeout") from exc
+            raise APITimeoutError(
+                f"{where}: no answer within the timeout",
+                request_sent=not isinstance(exc, aiohttp.ConnectionTimeoutError),
+            ) from exc
         except aiohttp.InvalidURL as exc:
             # Not a connection fault: no retry would make this URL work. The
             # URL is not shown: it may carry a password.
@@ -232,7 +237,12 @@ class Transport:
             where = _where(method, path)
             self._hide_credentials(exc, credentials)
             message = self.scrub_text(f"{where}: {type(exc).__name__}: {exc}")
-            raise APIConnectionError(message) from exc
+            # Only a connection that was never made surely carried nothing; a
+            # reset or a cut body may come after the server acted.
+            raise APIConnectionError(
+                message,
+                request_sent=not isinstance(exc, aiohttp.ClientConnectorError),
+            ) from exc
         except ValueError as exc:
             # aiohttp refuses some requests with a bare ValueError before
             # sending, such as credentials in the URL beside an Authorization

@@ -6,7 +6,8 @@ OpenAIRunsError
 ├── ClientClosedError                       the client (or your session) is closed
 ├── EventLoopError                          the client is used in a second event loop
 ├── APIConnectionError                      no HTTP answer came back
-│   └── APITimeoutError                     ... in time
+│   ├── APITimeoutError                     ... in time
+│   └── OutcomeUnknownError                 ... to a write that may have acted
 ├── APIResponseError                        an answer we could not use
 │   ├── APIStatusError                      an HTTP error status
 │   │   ├── BadRequestError                 400
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "OpenAIRunsError",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
@@ -107,11 +109,49 @@ class InvalidRequestError(OpenAIRunsError, ValueError):
 
 
 class APIConnectionError(OpenAIRunsError):
-    """The request got no HTTP answer: refused, reset, or DNS failed."""
+    """The request got no HTTP answer: refused, reset, or DNS failed.
+
+    Attributes:
+        request_sent: Whether the request may have reached the server: *False*
+            only when it surely did not (the connection was never made, or a
+            token could not be fetched), so the server cannot have acted on
+            it; *True* when it broke or timed out after that, so a write may
+            have taken effect.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):
     """The request got no complete answer within its timeout."""
+
+
+class OutcomeUnknownError(APIConnectionError):
+    """A write was sent, the answer was lost, and nothing can tell if it took effect.
+
+    Raised instead of sending the write again, which could do it twice:
+    by [create_thread_and_run][openai_runs.Runs.create_thread_and_run]
+    (there is no list of threads to look in) and by
+    [create][openai_runs.Runs.create] with ``idempotency_key=False``. The
+    ``__cause__`` is the connection error.
+
+    Attributes:
+        method: The HTTP method of the write.
+        path: Its path, such as ``/threads/runs``.
+        idempotency_key: The key sent in the run's metadata (under
+            ``openai_runs_idempotency_key``), to recognise the run if it
+            turns up; *None* if none was sent.
+    """
+
+    def __init__(
+        self, message: str, *, method: str, path: str, idempotency_key: str | None
+    ) -> None:
+        super().__init__(message, request_sent=True)
+        self.method = method
+        self.path = path
+        self.idempotency_key = idempotency_key
 
 
 class APIResponseError(OpenAIRunsError):

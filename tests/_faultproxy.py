@@ -39,6 +39,7 @@ FAULTS = (
     "not_a_run",  # valid JSON of the wrong shape, with the upstream's request id
     "huge_steps",  # a 100-step page with file-search result content
     "cut_stream",  # the body passed on as it comes, reset after `cut_after` events
+    "drop_answer",  # forwarded, so the server acts, then a reset instead of its answer
 )
 
 HOP_BY_HOP = frozenset(
@@ -184,6 +185,9 @@ class FaultProxy:
         except aiohttp.ClientError:  # the upstream dropped us: a gateway's 502
             page = GATEWAY_PAGE.format(status=502, reason="Bad Gateway")
             return web.Response(status=502, text=page, content_type="text/html")
+        if fault == "drop_answer":
+            _drop(request, reset=True)
+            raise asyncio.CancelledError
         if fault == "not_a_run":
             body = json.dumps({"object": "list", "data": [1, 2, 3]}).encode()
         elif fault == "huge_steps":

@@ -386,12 +386,16 @@ def test_create_starts_a_bare_run_on_a_thread(emu: Emulator) -> None:
     assert result.returncode == 0, result.stderr
     run_id, status = result.stdout.splitlines()[0].split()
     assert status == "queued"
-    assert emu.retrieve(run_id)["metadata"] == {"team": "cli"}
-    as_json = entry_point("create", thread, "--assistant", "asst_cli", "--json")
+    metadata = emu.retrieve(run_id)["metadata"]
+    assert metadata.pop("openai_runs_idempotency_key").startswith("idem_")
+    assert metadata == {"team": "cli"}
+    # Another thread: this one's run is still active.
+    other = emu.create_thread()
+    as_json = entry_point("create", other, "--assistant", "asst_cli", "--json")
     run = json.loads(as_json.stdout)
     assert (run["object"], run["thread_id"], run["assistant_id"]) == (
         "thread.run",
-        thread,
+        other,
         "asst_cli",
     )
 

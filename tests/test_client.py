@@ -371,6 +371,7 @@ def test_create_sends_every_field_typed_and_without_nulls() -> None:
                     WEATHER,
                 ],
                 metadata={"k": "v"},
+                idempotency_key="key_1",
                 temperature=0.2,
                 top_p=0.9,
                 max_prompt_tokens=1000,
@@ -434,7 +435,7 @@ def test_create_sends_every_field_typed_and_without_nulls() -> None:
                     },
                 },
             ],
-            "metadata": {"k": "v"},
+            "metadata": {"k": "v", "openai_runs_idempotency_key": "key_1"},
             "temperature": 0.2,
             "top_p": 0.9,
             "max_prompt_tokens": 1000,
@@ -461,6 +462,7 @@ def test_create_with_only_the_assistant_sends_only_it() -> None:
                 assistant_id="asst_1",
                 tool_choice="required",
                 response_format="auto",
+                idempotency_key=False,
             )
         assert json.loads(server.seen[0].body) == {
             "assistant_id": "asst_1",
@@ -513,7 +515,9 @@ def test_drifting_policy_is_left_to_the_server(options: dict[str, Any]) -> None:
 
     async def main() -> None:
         async with api(ok(run_json(status="queued"))) as (server, client):
-            await client.runs.create("thread_1", assistant_id="asst_1", **options)
+            await client.runs.create(
+                "thread_1", assistant_id="asst_1", idempotency_key=False, **options
+            )
         sent = json.loads(server.seen[0].body)
         expected = json.loads(json.dumps(request_converter.unstructure(options)))
         assert sent == {"assistant_id": "asst_1", **expected}

@@ -460,7 +460,10 @@ def test_same_id_under_both_names_is_accepted() -> None:
     async def main() -> None:
         async with foundry() as (server, client):
             await client.runs.create(
-                "thread_1", assistant_id="asst_1", agent_id="asst_1"
+                "thread_1",
+                assistant_id="asst_1",
+                agent_id="asst_1",
+                idempotency_key=False,
             )
         assert server.seen[0].body == {"assistant_id": "asst_1"}
 

@@ -1163,7 +1163,9 @@ def test_every_request_model_takes_the_api_json_as_a_dict(loopback: Loopback) ->
         "response_format": {"type": "json_object"},
     }
     loopback.call(
-        loopback.client.runs.create_thread_and_run(assistant_id="asst_1", **options)
+        loopback.client.runs.create_thread_and_run(
+            assistant_id="asst_1", idempotency_key=False, **options
+        )
     )
     assert json.loads(loopback.recorder.seen[0][2]) == {
         "assistant_id": "asst_1",
@@ -1195,7 +1197,9 @@ def test_a_dict_and_its_model_send_the_same_body(loopback: Loopback) -> None:
     bodies = []
     for tools in ([WEATHER_DICT], [model]):
         loopback.call(
-            loopback.client.runs.create("thread_1", assistant_id="a", tools=tools)
+            loopback.client.runs.create(
+                "thread_1", assistant_id="a", tools=tools, idempotency_key="k"
+            )
         )
         bodies.append(json.loads(loopback.recorder.seen[0][2]))
     assert bodies[0] == bodies[1]

@@ -126,7 +126,11 @@ def test_create_and_poll_sends_the_create_body_and_serves_the_tools() -> None:
                 "asst_1",
             )
             assert run.model == "gpt-4o"
+            # The create's idempotency key rides along in the metadata.
+            assert run.metadata is not None
+            key = run.metadata.pop("openai_runs_idempotency_key")
             assert run.metadata == {"k": "v"}
+            assert key.startswith("idem_")
             assert run.usage is not None
             assert [
                 t.function.name for t in run.tools if isinstance(t, FunctionTool)
@@ -151,7 +155,7 @@ def test_create_and_poll_sends_the_create_body_and_serves_the_tools() -> None:
                             },
                         }
                     ],
-                    "metadata": {"k": "v"},
+                    "metadata": {"k": "v", "openai_runs_idempotency_key": key},
                     "temperature": 0.5,
                     "tool_choice": {
                         "type": "function",

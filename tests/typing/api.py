@@ -22,8 +22,10 @@ from openai_runs import (
 )
 from openai_runs.auth import ApiKeyAuth, CredentialAuth, TokenAuth
 from openai_runs.exceptions import (
+    APIConnectionError,
     APIStatusError,
     InvalidRequestError,
+    OutcomeUnknownError,
     ThreadLockedError,
     ToolCallError,
 )
@@ -163,6 +165,24 @@ async def streaming(client: RunsClient) -> None:
 
 def serve_weather(call: ToolCall) -> str:
     return call.function.arguments
+
+
+async def safe_writes(client: RunsClient) -> None:
+    run = await client.runs.create("t", assistant_id="a", idempotency_key="k-1")
+    assert_type(run, Run)
+    await client.runs.create("t", assistant_id="a", idempotency_key=False)
+    assert_type(await client.runs.active("t"), Run | None)
+    assert_type(await client.runs.wait_idle("t", cancel=True, timeout=30), Run | None)
+    try:
+        await client.runs.create_thread_and_run(assistant_id="a")
+    except OutcomeUnknownError as error:
+        assert_type(error.idempotency_key, str | None)
+    except APIConnectionError as error:
+        assert_type(error.request_sent, bool)
+    final = await client.runs.create_and_poll(
+        "t", assistant_id="a", rate_limit_restarts=3, rate_limit_backoff=5.0
+    )
+    assert_type(final, Run)
 
 
 class AccessToken(NamedTuple):
