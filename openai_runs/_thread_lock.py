@@ -90,9 +90,9 @@ async def wait_idle(
             raise WatchTimeoutError(
                 f"thread {thread_id} still has the active run {last.id}", last
             )
-        # Polled through the watch layer, which keeps the poll cadence, the
-        # hints and the fault retries of every other watch.
-        last = await runs.poll(thread_id, active.id, timeout=left, policy=policy)
+        # Through the watch core (runs.watch): the cadence, hints, fault
+        # retries and request budget of every other watch.
+        last = await runs.watch(thread_id, active.id, timeout=left, policy=policy)
         if not last.is_terminal:
             # requires_action: nothing but a tool output, a cancel or expiry
             # moves it on; look again in a while.
