@@ -1174,8 +1174,8 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool = False,
-        cancel_on_tool_error: bool = True,
+        cancel_on_caller_cancel: bool | None = None,
+        cancel_on_tool_error: bool | None = None,
         policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Start a run and stream its events (``stream: true``).
@@ -1219,8 +1219,10 @@ class Runs:
                 [WatchTimeoutError][openai_runs.exceptions.WatchTimeoutError].
             cancel_on_timeout: At the deadline, cancel the run before raising.
             cancel_on_caller_cancel: When the task reading the stream is
-                cancelled, cancel the run on the server too.
-            cancel_on_tool_error: When the handler raises, cancel the run
+                cancelled, cancel the run on the server too (the policy's
+                setting, False by default, if *None*).
+            cancel_on_tool_error: The policy's setting (True) if *None*. When
+                the handler raises, cancel the run
                 before raising [ToolCallError][openai_runs.exceptions.ToolCallError].
             policy: The request timeout, cancel grace and poll cadence (the
                 cadence is used only after a dropped connection).
@@ -1285,8 +1287,8 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool = False,
-        cancel_on_tool_error: bool = True,
+        cancel_on_caller_cancel: bool | None = None,
+        cancel_on_tool_error: bool | None = None,
         policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Create a thread, start a run on it, and stream the events.
@@ -1363,8 +1365,8 @@ class Runs:
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool = False,
-        cancel_on_tool_error: bool = True,
+        cancel_on_caller_cancel: bool | None = None,
+        cancel_on_tool_error: bool | None = None,
         policy: WatchPolicy | None = None,
     ) -> RunStream:
         """Submit tool outputs and stream the rest of the run.

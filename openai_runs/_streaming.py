@@ -17,17 +17,26 @@ import cattrs
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
-from ._tools import ToolHandler, serve_tool_calls
-from ._watch_core import WatchPolicy
-from ._watcher import RunWatcher
+from ._tools import ToolHandler
+from ._watch_core import (
+    Call,
+    Finish,
+    OnStatus,
+    Send,
+    Serve,
+    Settings,
+    Sleep,
+    WatchMachine,
+    WatchPolicy,
+)
+from ._watcher import report, send, serve
 from .exceptions import (
     APIConnectionError,
     APIDecodeError,
     APIStatusError,
+    APITimeoutError,
     NotFoundError,
-    OpenAIRunsError,
     StreamDecodeError,
-    ToolCallError,
     WatchTimeoutError,
     error_from_response,
 )
@@ -37,7 +46,6 @@ from .models import (
     MessageStatus,
     Page,
     Run,
-    RunStatus,
     RunStep,
     TextPartDelta,
 )
@@ -104,29 +112,45 @@ class RunStream:
         tool_handler: ToolHandler | None = None,
         timeout: float | None = None,
         cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool = False,
-        cancel_on_tool_error: bool = True,
+        cancel_on_caller_cancel: bool | None = None,
+        cancel_on_tool_error: bool | None = None,
         policy: WatchPolicy | None = None,
+        on_status: OnStatus | None = None,
     ) -> None:
+        # The two cancel rules live in the policy; the arguments override it.
+        policy = policy or WatchPolicy()
+        if cancel_on_caller_cancel is not None:
+            policy = attrs.evolve(
+                policy, cancel_on_caller_cancel=cancel_on_caller_cancel
+            )
+        if cancel_on_tool_error is not None:
+            policy = attrs.evolve(policy, cancel_on_tool_error=cancel_on_tool_error)
+        self._settings = Settings.of(
+            {
+                "timeout": timeout,
+                "cancel_on_timeout": cancel_on_timeout,
+                "policy": policy,
+                "on_status": on_status,
+                "tool_handler": tool_handler,
+            }
+        )
         self._client = client
         self._path = tuple(path)
         self._body = body
-        self.policy = policy or WatchPolicy()
-        self.timeout = self.policy.deadline if timeout is None else timeout
+        self.policy = self._settings.policy
+        self.timeout = self._settings.timeout
         self.tool_handler = tool_handler
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_caller_cancel = cancel_on_caller_cancel
-        self.cancel_on_tool_error = cancel_on_tool_error
         self.snapshots = Snapshots()
         self.thread_id = thread_id
         self.run_id = run_id
+        self.reconnects = 0
         self._run: Run | None = None
-        self._deadline: float | None = None
+        self._machine: WatchMachine | None = None
+        self._started: float | None = None
+        self._submitting = False
+        self._streaming = False
         self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._response: aiohttp.ClientResponse | None = None
-        self._finished = False
-        self._cancel_sent = False
-        self.reconnects = 0
 
     def __repr__(self) -> str:
         status = None if self._run is None else str(self._run.status)
@@ -150,7 +174,7 @@ class RunStream:
         tb: TracebackType | None,
     ) -> None:
         if isinstance(exc, asyncio.CancelledError):
-            await self._cancel_run_on_caller_cancel()
+            await self._cancel_on_caller_cancel()
         await self.close()
 
     async def close(self) -> None:
@@ -215,17 +239,28 @@ class RunStream:
                         yield part.text.value
 
     # --- The machinery ------------------------------------------------------------
+    # The stream drives the same WatchMachine as RunWatcher: the events of the
+    # stream are its answers (each thread.run.* event is a run seen), and when
+    # the stream ends or breaks the machine says what comes next: serve the
+    # tools, submit (with stream: true, so the events go on), cancel, poll,
+    # or finish. Deadline, cancel and tool-loop rules live in _watch_core.
 
     async def _start(self) -> None:
         if self._events is not None:
             return
-        self._deadline = time.monotonic() + self.timeout
+        self._started = time.monotonic()
         await self._open(self._path, self._body)
         self._events = self._produce()
 
+    def _limit(self) -> float:
+        """When the stream must take its next step: the machine's limit."""
+        if self._machine is not None:
+            return self._machine.limit
+        assert self._started is not None
+        return self._started + self._settings.timeout
+
     def _remaining(self) -> float:
-        assert self._deadline is not None
-        return self._deadline - time.monotonic()
+        return self._limit() - time.monotonic()
 
     async def _open(self, path: Sequence[str], body: dict[str, Any]) -> None:
         """Send a request with ``stream: true`` and keep its answer to read."""
@@ -238,12 +273,9 @@ class RunStream:
         response = await transport.stream("POST", path, body=data, timeout=seconds)
         self._response = response
         if response.status >= 300:
-            try:
-                raw = await transport.read_body(response, "POST", path)
-            finally:
-                self._close_response()
-            scrubbed = transport.scrub(raw)
-            error = error_from_response(response.status, response.headers, scrubbed)
+            raw = await response.read()
+            self._close_response()
+            error = error_from_response(response.status, response.headers, raw)
             self._client._redact(error)
             raise error
 
@@ -253,39 +285,90 @@ class RunStream:
             self._response = None
 
     async def _produce(self) -> AsyncGenerator[StreamEvent, None]:
+        clock = time.monotonic
+        self._streaming = True
         try:
             while True:
-                try:
-                    async for event in self._read():
+                if self._streaming:
+                    self._streaming = False
+                    async for event in self._read_guarded():
                         yield event
-                except _Dropped as dropped:
-                    logger.debug("stream of %s dropped: %s", self.run_id, dropped)
-                    async for event in self._poll():
-                        yield event
+                machine = self._machine
+                if machine is None:
+                    raise APIConnectionError(
+                        "the event stream ended before it named its run; "
+                        "nothing to poll"
+                    )
+                action = machine.next(clock())
+                if isinstance(action, Finish):
+                    if action.error is not None:
+                        raise action.error
                     return
-                finally:
-                    self._close_response()
-                run = self._run
-                if run is None or run.is_terminal:
-                    return
-                if run.status != RunStatus.REQUIRES_ACTION or self.tool_handler is None:
-                    return
-                outputs = await self._serve_tools(run)
-                body = {"tool_outputs": request_converter.unstructure(outputs)}
-                await self._open(
-                    (*_run_path(run.thread_id, run.id), "submit_tool_outputs"), body
-                )
+                async for event in self._act(machine, action):
+                    yield event
         except asyncio.CancelledError:
-            await self._cancel_run_on_caller_cancel()
+            await self._cancel_on_caller_cancel()
             raise
         finally:
-            self._finished = True
+            self._close_response()
+            if self._machine is not None:
+                self._machine.ended = clock()
+
+    async def _read_guarded(self) -> AsyncIterator[StreamEvent]:
+        """The open response's events; a drop is logged and counted, not raised."""
+        try:
+            async for event in self._read():
+                yield event
+        except _Dropped as dropped:
+            logger.debug("stream of %s dropped: %s", self.run_id, dropped)
+            if self._remaining() > 0:
+                self.reconnects += 1
+        finally:
+            self._close_response()
+
+    async def _act(
+        self, machine: WatchMachine, action: Sleep | Send | Serve
+    ) -> AsyncIterator[StreamEvent]:
+        """Do what the machine said; yield events for what a poll saw change."""
+        clock = time.monotonic
+        if isinstance(action, Sleep):
+            await asyncio.sleep(max(action.until - clock(), 0.0))
+        elif isinstance(action, Serve):
+            await serve(self._settings, machine, action, clock)
+        elif action.call == "submit":
+            self._streaming = await self._submit(machine)
+        elif await send(self._client.runs, machine, action, clock):
+            # A poll (after a drop, or in a cancel's grace) saw a new
+            # status: say what changed, as the stream would have.
+            run = machine.run
+            assert run is not None
+            await report(self._settings, run)
+            async for event in self._catch_up(run):
+                yield event
+            yield self._synthetic(f"thread.run.{run.status}", run)
+
+    async def _submit(self, machine: WatchMachine) -> bool:
+        """Submit the outputs with ``stream: true``; whether the stream goes on."""
+        path = (*_run_path(machine.thread_id, machine.run_id), "submit_tool_outputs")
+        body = {"tool_outputs": request_converter.unstructure(machine.outputs)}
+        try:
+            await self._open(path, body)
+        except TimeoutError:
+            fault = APITimeoutError(f"stream {machine.run_id}: no answer to the submit")
+            machine.on_fault("submit", fault, time.monotonic())
+            return False
+        except Exception as exc:  # noqa: BLE001 - the machine decides what it means
+            machine.on_fault("submit", exc, time.monotonic())
+            return False
+        self._submitting = True
+        return True
 
     async def _read(self) -> AsyncIterator[StreamEvent]:
         """Yield the events of the open response until ``[DONE]``.
 
         Raises:
-            _Dropped: The body ended or broke before ``[DONE]``.
+            _Dropped: The body ended or broke before ``[DONE]``, or went
+                quiet past the deadline (the machine then says what follows).
             StreamDecodeError: An event that breaks the format or its model.
         """
         response = self._response
@@ -308,9 +391,9 @@ class RunStream:
             except StopAsyncIteration:
                 raise _Dropped("the body ended before [DONE]") from None
             except TimeoutError:
-                if self._remaining() <= 0:
-                    await self._on_deadline()
-                raise _Dropped("no event within the read timeout") from None
+                if self._machine is None and self._remaining() <= 0:
+                    raise self._timeout_error() from None
+                raise _Dropped("no event in time") from None
             except (aiohttp.ClientError, ConnectionError) as exc:
                 raise _Dropped(f"{type(exc).__name__}: {exc}") from None
             except SSEError as exc:
@@ -322,7 +405,7 @@ class RunStream:
                     event, payload = parse_event(sse.event, sse.data)
                 except EventDataError as exc:
                     raise self._decode_error(str(exc), response) from None
-                self._observe(event, payload)
+                await self._observe(event, payload)
                 yield event
 
     async def _not_streamed(
@@ -334,11 +417,12 @@ class RunStream:
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise _Dropped(f"{type(exc).__name__}: {exc}") from None
         except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
-            raise self._decode_error(
-                f"a JSON answer that is not a run: {exc}", response
-            ) from None
+            problem = f"a JSON answer that is not a run: {exc}"
+            raise self._decode_error(problem, response) from None
         name = "created" if self._run is None else str(run.status)
-        yield self._synthetic(f"thread.run.{name}", run)
+        event = StreamEvent(f"thread.run.{name}", run)
+        await self._observe(event, client_converter().unstructure(run))
+        yield event
 
     def _decode_error(
         self, problem: str, response: aiohttp.ClientResponse
@@ -349,113 +433,54 @@ class RunStream:
             headers=response.headers,
         )
 
-    def _observe(self, event: StreamEvent, payload: Any) -> None:
-        if isinstance(event.data, Run):
-            self._run = event.data
-            self.run_id = event.data.id
-            self.thread_id = event.data.thread_id
+    async def _observe(self, event: StreamEvent, payload: Any) -> None:
+        """Keep the snapshots; hand each run the stream shows to the machine."""
         self.snapshots.observe(event.event, payload)
-
-    async def _serve_tools(self, run: Run) -> list[Any]:
-        assert self.tool_handler is not None
-        try:
-            async with asyncio.timeout(self._remaining()):
-                return await serve_tool_calls(
-                    self.tool_handler, run, limit=self.policy.max_tool_calls
-                )
-        except TimeoutError:
-            await self._on_deadline()
-            raise self._timeout_error() from None
-        except ToolCallError as exc:
-            if self.cancel_on_tool_error:
-                exc.run = await self._cancel_shielded() or run
-            raise
-
-    async def _on_deadline(self) -> None:
-        """At the deadline: cancel the run if asked to, then raise."""
-        self._close_response()
-        run = self._run
-        if self.cancel_on_timeout and run is not None and not run.is_terminal:
-            cancelled = await self._cancel_shielded()
-            if cancelled is not None:
-                self._run = cancelled
-        raise self._timeout_error()
+        run = event.data
+        if not isinstance(run, Run):
+            return
+        self._run = run
+        self.run_id, self.thread_id = run.id, run.thread_id
+        machine = self._machine
+        if machine is None:
+            assert self._started is not None
+            machine = self._machine = WatchMachine(
+                run.thread_id,
+                run.id,
+                settings=self._settings,
+                retry=self._client.retry_policy,
+                now=self._started,
+            )
+        # The first run of a submit's stream answers the submit.
+        call: Call = "submit" if self._submitting else "retrieve"
+        self._submitting = False
+        if machine.on_run(call, run, time.monotonic()):
+            await report(self._settings, run)
 
     def _timeout_error(self) -> WatchTimeoutError:
         return WatchTimeoutError(
-            f"the stream of run {self.run_id} did not end within {self.timeout:g}s",
-            self._run,
+            f"the stream did not name its run within {self._settings.timeout:g}s",
+            None,
         )
 
-    async def _cancel_run_on_caller_cancel(self) -> None:
-        run = self._run
-        if (
-            self.cancel_on_caller_cancel
-            and not self._cancel_sent
-            and run is not None
-            and not run.is_terminal
-        ):
-            await self._cancel_shielded()
+    async def _cancel_on_caller_cancel(self) -> None:
+        """The reader was cancelled: cancel the run too, if the policy says so."""
+        machine = self._machine
+        if machine is None or not machine.on_caller_cancel(time.monotonic()):
+            return
 
-    async def _cancel_shielded(self) -> Run | None:
-        """Cancel the run on the server, shielded from the caller's cancel."""
-        self._cancel_sent = True
-        run = self._run
-        assert run is not None
+        async def cancel() -> None:
+            clock = time.monotonic
+            while not isinstance(action := machine.next(clock()), Finish):
+                if isinstance(action, Sleep):
+                    await asyncio.sleep(max(action.until - clock(), 0.0))
+                elif isinstance(action, Send):
+                    await send(self._client.runs, machine, action, clock)
 
-        async def cancel() -> Run | None:
-            try:
-                async with asyncio.timeout(self.policy.cancel_grace):
-                    return await self._client.runs.cancel(
-                        run.thread_id, run.id, max_retries=0
-                    )
-            except (TimeoutError, OpenAIRunsError) as exc:
-                logger.debug("stream of %s: cancel failed: %s", run.id, exc)
-                return None
-
-        return await asyncio.shield(asyncio.ensure_future(cancel()))
+        self._close_response()
+        await asyncio.shield(asyncio.ensure_future(cancel()))
 
     # --- After a dropped connection ---------------------------------------------
-
-    async def _poll(self) -> AsyncIterator[StreamEvent]:
-        """Watch the run by polling, yielding events for what changed."""
-        thread_id, run_id = self.thread_id, self.run_id
-        if thread_id is None or run_id is None:
-            raise APIConnectionError(
-                "the event stream broke before it named its run; nothing to poll"
-            )
-        self.reconnects += 1
-        remaining = self._remaining()
-        if remaining <= 0:
-            await self._on_deadline()
-        # Only the options every version of RunWatcher takes: the caller's
-        # cancel is handled by _produce, which cancels the run itself.
-        policy = attrs.evolve(
-            self.policy,
-            cancel_on_tool_error=self.cancel_on_tool_error,
-            cancel_on_caller_cancel=False,
-        )
-        watcher = RunWatcher(
-            self._client,
-            thread_id,
-            run_id,
-            timeout=remaining,
-            cancel_on_timeout=self.cancel_on_timeout,
-            policy=policy,
-            tool_handler=self.tool_handler,
-        )
-        try:
-            async for seen in watcher:
-                async for event in self._catch_up(seen):
-                    yield event
-                last = self._run
-                if last is None or last.status != seen.status:
-                    yield self._synthetic(f"thread.run.{seen.status}", seen)
-                self._run = seen
-        except WatchTimeoutError as exc:
-            if exc.run is not None:
-                self._run = exc.run
-            raise self._timeout_error() from exc
 
     async def _catch_up(self, run: Run) -> AsyncIterator[StreamEvent]:
         """Events for the steps and messages made since the stream last showed them."""
@@ -516,9 +541,11 @@ class RunStream:
             yield self._synthetic(f"thread.message.{message.status}", message)
 
     def _synthetic(self, name: str, data: Any) -> StreamEvent:
-        """An event built from a polled object, observed like a streamed one."""
+        """An event built from a polled object, kept in the snapshots."""
         event = StreamEvent(name, data)
-        self._observe(event, client_converter().unstructure(data))
+        self.snapshots.observe(name, client_converter().unstructure(data))
+        if isinstance(data, Run):
+            self._run = data
         return event
 
 

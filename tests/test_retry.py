@@ -16,6 +16,7 @@ from _recorder import (
 
 from openai_runs import RetryPolicy
 from openai_runs import exceptions as exc
+from openai_runs._retry import retry_hint
 
 
 def test_transient_errors_are_retried_until_success() -> None:
@@ -149,3 +150,34 @@ def test_cancellation_during_retry_sleep_is_not_swallowed() -> None:
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "0"}, None),
+        ({"retry-after": "-3"}, None),
+        ({"retry-after-ms": "0"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"retry-after": "Mon, 01 Jan 10000000000000000000 00:00:00 GMT"}, None),
+        ({"retry-after": "9" * 400}, 86_400.0),
+        ({"retry-after-ms": "9" * 400}, 86_400.0),
+        ({"retry-after": "1.5"}, 1.5),
+    ],
+)
+def test_hostile_retry_hints_are_no_hint_or_capped(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    """A hint of 0 or less, past, NaN or out of any range never escapes as an error."""
+    assert retry_hint(headers) == expected
+
+
+@pytest.mark.parametrize("field", ["initial", "maximum", "jitter", "max_retry_after"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, "1"])
+def test_a_retry_policy_refuses_values_no_sleep_can_take(
+    field: str, bad: object
+) -> None:
+    """NaN, infinite, negative or non-number backoffs are refused when built."""
+    with pytest.raises(exc.InvalidRequestError, match=field):
+        RetryPolicy(**{field: bad})  # type: ignore[arg-type]
