@@ -314,7 +314,9 @@ MIX_POLICY = WatchPolicy(
     maximum=0.05,
     jitter=0.1,
     retry=RetryPolicy(initial=0.005, maximum=0.05, jitter=0.005),
-    request_timeout=0.1,
+    # Coverage and asyncio debug mode slow every request: 0.1 s was under
+    # what 40 concurrent first requests take there, so every one timed out.
+    request_timeout=0.3,
     cancel_grace=0.2,
 )
 
@@ -523,7 +525,7 @@ def test_one_client_serves_many_tasks_at_once_through_faults() -> None:
     """200 concurrent calls on one client, with faults, all succeed on one session."""
 
     async def main() -> None:
-        async with stack(max_retries=6) as (emu, proxy, client):
+        async with stack(max_retries=6, timeout=1.0) as (emu, proxy, client):
             runs = [
                 emu.create_run(
                     script=RunScript.completed(after=0), tools=[{"type": "file_search"}]
