@@ -585,7 +585,9 @@ async def _observed(
     """Send one attempt with the installed observers told of it."""
     hooks = _observe.hooks
     assert hooks is not None
-    trace = hooks.request(transport, method, path, query, resend)
+    trace = hooks.request(
+        transport, method, path, query, resend + _observe.resends.get()
+    )
     try:
         answer = await transport.request(
             method, path, params=query, body=data, timeout=timeout

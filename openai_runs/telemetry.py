@@ -66,7 +66,6 @@ __all__ = ["instrument", "uninstrument"]
 
 _NAME: Final = "openai_runs"
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
-_RESEND: Final = otel_context.create_key("openai_runs.resend")
 
 REQUEST_ID: Final = "openai_runs.request_id"
 """The API's request id (`x-request-id`, or Azure's `apim-request-id`)."""
@@ -344,7 +343,6 @@ class _Request:
     ) -> None:
         server = telemetry.server(transport.base_url)
         template = server.prefix + _template(path)
-        resend += otel_context.get_value(_RESEND) or 0  # type: ignore[operator]
         self.telemetry = telemetry
         self.attributes: dict[str, Any] = {
             "http.request.method": method,
@@ -453,12 +451,10 @@ class _Watch:
 
     @contextmanager
     def _active(self, resend: int) -> Iterator[None]:
-        ctx = trace.set_span_in_context(self.span)
-        if resend:
-            ctx = otel_context.set_value(_RESEND, resend, ctx)
-        token = otel_context.attach(ctx)
+        token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
-            yield
+            with _observe.resending(resend):
+                yield
         finally:
             otel_context.detach(token)
 

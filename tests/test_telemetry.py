@@ -576,3 +576,31 @@ def test_the_package_works_without_opentelemetry() -> None:
     assert lines[0] == "completed"
     assert lines[1].startswith("ImportError:")
     assert "openai-runs[otel]" in lines[1]
+
+
+def test_telemetry_and_the_request_log_both_see_each_request(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the CLI's request log installed too, every attempt is both a span and a log line, and watches still trace."""
+    from openai_runs import _observe  # noqa: PLC0415
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(script=RunScript.completed(after=0.05))
+        emu.inject(Fault(status=429, retry_after=0.01, times=1))
+        return await client.runs.poll(run["thread_id"], run["id"], policy=FAST)
+
+    _observe.install("verbose", _observe.RequestLog())
+    try:
+        with caplog.at_level("INFO", logger="openai_runs.requests"):
+            against_emulator(body)
+    finally:
+        _observe.uninstall("verbose")
+    gets = sorted(recorded.named(RUN_GET), key=lambda s: s.start_time or 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "openai_runs.requests"]
+    assert len(lines) == len(gets) >= 2
+    assert "-> 429" in lines[0]
+    assert "(attempt 2," in lines[1]
+    assert (gets[1].attributes or {})["http.request.resend_count"] == 1
+    watch = recorded.one("watch_run")
+    assert all(child_of(span, watch) for span in gets)
+    assert KEY not in "".join(lines)
