@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 try:
     from opentelemetry import context as otel_context
@@ -50,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - tested in a child process
 from yarl import URL
 
 from . import __version__, _observe
+from ._http import _segment
 from ._tools import _invoke
 from .models import Run, ToolCall
 
@@ -299,7 +300,7 @@ def _url(
     path: Sequence[str],
     query: Sequence[tuple[str, str]],
 ) -> str:
-    url = server.base + "/" + "/".join(quote(p, safe="") for p in path)
+    url = server.base + "/" + "/".join([_segment(p) for p in path])
     pairs = [*transport.query, *query]
     if pairs:
         url += "?" + urlencode(
