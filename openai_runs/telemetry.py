@@ -169,7 +169,11 @@ def instrument(
 
 
 def uninstrument() -> None:
-    """Stop recording; requests and watches already under way end unrecorded."""
+    """Stop recording new requests and watches.
+
+    A watch already under way still ends its span (without spans for the
+    requests it sends from now on).
+    """
     _observe.uninstall("opentelemetry")
 
 
