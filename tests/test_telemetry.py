@@ -113,7 +113,7 @@ def test_a_completed_watch_is_one_span_with_its_requests_as_children(
 
     async def body(emu: Emulator, client: RunsClient) -> Any:
         run = emu.create_run(
-            script=attrs.evolve(RunScript.completed(after=0.05), prompt_tokens=500),
+            script=attrs.evolve(RunScript.completed(after=0.3), prompt_tokens=500),
         )
         watcher = client.runs.watch(run["thread_id"], run["id"], policy=FAST)
         return run, await watcher, watcher.polls
@@ -357,7 +357,7 @@ def test_a_request_timeout_and_a_watch_timeout_are_errors(recorded: Recorded) ->
             )
         with pytest.raises(exc.WatchTimeoutError):
             await client.runs.poll(
-                run["thread_id"], run["id"], policy=FAST, timeout=0.1
+                run["thread_id"], run["id"], policy=FAST, timeout=0.5
             )
 
     against_emulator(body)
