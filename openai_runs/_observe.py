@@ -216,6 +216,15 @@ def _all_active(traces: list[WatchTrace], resend: int) -> Iterator[None]:
         yield
 
 
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The API's request id: `x-request-id`, or Azure's `apim-request-id`."""
+    return (
+        headers.get("x-request-id")
+        or headers.get("apim-request-id")
+        or headers.get("x-ms-request-id")
+    )
+
+
 request_log = logging.getLogger("openai_runs.requests")
 """Where [RequestLog][] writes: one INFO line per HTTP attempt."""
 
@@ -277,7 +286,7 @@ class _LoggedRequest:
         self.started = time.perf_counter()
 
     def answered(self, status: int, headers: Mapping[str, str]) -> None:
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        request_id = request_id_of(headers)
         self._log(str(status), f", request id {request_id}" if request_id else "")
 
     def failed(self, exc: BaseException) -> None:

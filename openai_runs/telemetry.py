@@ -69,7 +69,8 @@ _NAME: Final = "openai_runs"
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 
 REQUEST_ID: Final = "openai_runs.request_id"
-"""The API's request id (`x-request-id`, or Azure's `apim-request-id`)."""
+"""The API's request id (`x-request-id`, or Azure's `apim-request-id` or
+`x-ms-request-id`)."""
 RUN_STATUS: Final = "openai_runs.run.status"
 WATCH_KIND: Final = "openai_runs.watch.kind"
 WATCH_POLLS: Final = "openai_runs.watch.polls"
@@ -373,7 +374,7 @@ class _Request:
         span, attributes = self.span, self.attributes
         attributes["http.response.status_code"] = status
         span.set_attribute("http.response.status_code", status)
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        request_id = _observe.request_id_of(headers)
         if request_id:
             span.set_attribute(REQUEST_ID, request_id)
         if status >= 400:

@@ -699,3 +699,34 @@ def test_leaving_watch_many_early_ends_every_span(recorded: Recorded) -> None:
     assert errors == ["None", "cancelled", "cancelled", "cancelled"]
     (active,) = recorded.points("openai_runs.watch.active")
     assert active.value == 0
+
+
+def test_azure_request_id_is_the_request_id(recorded: Recorded) -> None:
+    """A server that sends only `apim-request-id` (Azure's gateway) still gives the span its request id."""
+    from aiohttp import web  # noqa: PLC0415
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415
+
+    run = {
+        "id": "run_1",
+        "object": "thread.run",
+        "created_at": 1,
+        "thread_id": "thread_1",
+        "assistant_id": "asst_1",
+        "status": "completed",
+    }
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response(run, headers={"apim-request-id": "apim-42"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/threads/{thread_id}/runs/{run_id}", answer)
+        async with (
+            TestServer(app) as server,
+            RunsClient(api_key=KEY, base_url=str(server.make_url(""))) as client,
+        ):
+            await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    span = recorded.one("GET /threads/{thread_id}/runs/{run_id}")
+    assert (span.attributes or {})["openai_runs.request_id"] == "apim-42"
