@@ -730,3 +730,34 @@ def test_azure_request_id_is_the_request_id(recorded: Recorded) -> None:
     asyncio.run(main())
     span = recorded.one("GET /threads/{thread_id}/runs/{run_id}")
     assert (span.attributes or {})["openai_runs.request_id"] == "apim-42"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["thread", "coroutine"])
+def test_spans_a_tool_makes_are_children_of_its_execute_tool_span(
+    recorded: Recorded, asynchronous: bool
+) -> None:
+    """What a tool handler traces itself (in a worker thread or on the loop) nests under its execute_tool span."""
+    tracer = trace.get_tracer("tool", tracer_provider=_provider_of(recorded))
+
+    def lookup(call: ToolCall) -> str:
+        with tracer.start_as_current_span("weather lookup"):
+            return "sunny"
+
+    async def lookup_async(call: ToolCall) -> str:
+        return lookup(call)
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(
+            script=RunScript.requires_action(
+                ScriptedCall("get_weather", "{}"), after=0.02, then=0.02
+            )
+        )
+        handler = lookup_async if asynchronous else lookup
+        await client.runs.poll(
+            run["thread_id"], run["id"], policy=FAST, tool_handler=handler
+        )
+
+    against_emulator(body)
+    assert child_of(
+        recorded.one("weather lookup"), recorded.one("execute_tool get_weather")
+    )
