@@ -28,6 +28,10 @@ __all__ = [
     "WatchTrace",
     "hooks",
     "install",
+    "request_id_of",
+    "request_log",
+    "resending",
+    "resends",
     "uninstall",
 ]
 
