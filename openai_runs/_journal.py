@@ -160,7 +160,6 @@ class Journal:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(renew):
                         await self._wake.wait()
-            self._busy = bool(self._adds or self._finishes)
             self._batch = asyncio.create_task(self._commit())
             # Shielded: when watch_many closes, the write in flight still
             # lands, and close() waits for it.
@@ -174,6 +173,9 @@ class Journal:
         adds, self._adds = self._adds, []
         finishes, self._finishes = self._finishes, []
         progress, self._progress = self._progress, {}
+        # Set here, not when the batch was made: ends offered since then are
+        # in it too, and the scheduler must hear of them.
+        self._busy = bool(adds or finishes)
         if self._progress_timer is not None:
             self._progress_timer.cancel()
             self._progress_timer = None
