@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from . import _observe
 from ._journal import Journal
 from ._watch_core import Finish, Send, Serve, Settings, Sleep, WatchMachine
 from ._watcher import Clock, WatchClient, report, send, serve
@@ -137,6 +138,9 @@ async def watch_many(
         for task in tasks:
             task.cancel()
         await asyncio.gather(feeder, *tasks, return_exceptions=True)
+        for _, _, watch in scheduler.heap:
+            if watch.machine.trace is not None:
+                watch.machine.trace.close()
         if journal is not None:
             await journal.close()
 
@@ -201,6 +205,11 @@ class _Scheduler:
             retry=self.client.retry_policy,
             now=now,
         )
+        if _observe.hooks is not None:
+            base_url = getattr(self.client, "base_url", None)
+            machine.trace = _observe.hooks.watch(
+                "watch_many", base_url, thread_id, run_id
+            )
         spread = random.uniform(0, self.settings.policy.initial)  # noqa: S311
         # Neither the spread nor the grid may take a poll past the deadline.
         first = min(_on_tick(now + spread), machine.deadline)
@@ -234,6 +243,8 @@ class _Scheduler:
                 )
             )
             machine.ended = now
+            if machine.trace is not None:
+                machine.trace.close()
             self.notify()
         elif isinstance(action, Sleep):
             self.push(min(_on_tick(action.until), machine.limit), watch)
@@ -292,6 +303,8 @@ class _Scheduler:
     def done(self, task: asyncio.Task[None], watch: _Watch) -> None:
         self.working.discard(task)
         if self.closing:
+            if watch.machine.trace is not None:
+                watch.machine.trace.close()  # never finished: watch_many closed
             return
         if task.cancelled():
             # Nothing but watch_many's own close cancels a task; if anything

@@ -647,3 +647,47 @@ def test_json_output_into_a_closed_pipe_exits_quietly(emu: Emulator) -> None:
     assert b"Traceback" not in err, err.decode()
     assert b"BrokenPipe" not in err
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize(
+    "where", [["-v", "get"], ["get", "--verbose"]], ids=["before", "after"]
+)
+def test_verbose_logs_each_request_in_one_line(
+    emu: Emulator, capsys: pytest.CaptureFixture[str], where: list[str]
+) -> None:
+    """--verbose (before or after the command) logs method, path, status, time and attempt on stderr, never the key."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, err = cli(capsys, *where, thread, run)
+    assert code == 0
+    assert run in out
+    (line,) = err.splitlines()
+    assert re.fullmatch(
+        rf"openai-runs: GET /threads/{thread}/runs/{run} -> 200 in [0-9.]+ ms "
+        r"\(attempt 1, request id req_\w+\)",
+        line,
+    )
+    assert KEY not in err
+    code, _, err = cli(capsys, "get", thread, run)
+    assert code == 0
+    assert err == ""
+
+
+def test_verbose_counts_the_attempts_of_a_watch(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a watch, the poll after a 429 is logged as attempt 2."""
+    from openai_runs.testing import Fault  # noqa: PLC0415
+
+    thread, run = new_run(emu, RunScript.completed(after=0.1))
+    emu.inject(Fault(run_id=run, status=429, retry_after=0.01, times=1))
+    try:
+        code, _, err = cli(capsys, "watch", "--verbose", thread, run)
+    finally:
+        emu.clear_faults()
+    assert code == 0
+    lines = [line for line in err.splitlines() if " -> " in line]
+    assert "-> 429 in" in lines[0]
+    assert "(attempt 1," in lines[0]
+    assert "-> 200 in" in lines[1]
+    assert "(attempt 2," in lines[1]
+    assert all("(attempt 1," in line for line in lines[2:])
