@@ -102,16 +102,9 @@ async def watch_many(
     *store*, the runs are recorded there (see [Journal][]); with *resume*,
     *runs* is ignored and the store's open runs are claimed instead.
     """
-    journal = None
-    if store is not None:
-        journal = Journal(store)
-        settings = attrs.evolve(settings, on_status=journal.hook(settings.on_status))
     scheduler = _Scheduler(client, settings, clock)
-    results = scheduler.results
-    if journal is not None:
-        journal.attach(scheduler.start, scheduler.notify)
-        scheduler.admit = journal.offer
-        results = journal.confirmed
+    journal = None if store is None else _recorded_in(store, scheduler)
+    results = scheduler.results if journal is None else journal.confirmed
     feeder = asyncio.create_task(
         journal.claim_all() if resume and journal else scheduler.feed(runs)
     )
@@ -143,6 +136,18 @@ async def watch_many(
                 watch.machine.trace.close()
         if journal is not None:
             await journal.close()
+
+
+def _recorded_in(store: RunStore, scheduler: _Scheduler) -> Journal:
+    """Have *scheduler*'s runs claimed in, and recorded to, *store*."""
+    journal = Journal(store)
+    settings = scheduler.settings
+    scheduler.settings = attrs.evolve(
+        settings, on_status=journal.hook(settings.on_status)
+    )
+    journal.attach(scheduler.start, scheduler.notify)
+    scheduler.admit = journal.offer
+    return journal
 
 
 class _Scheduler:
