@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ._http import Transport
     from ._tools import ToolHandler
     from ._watch_core import WatchMachine
-    from .models import Run
 
 __all__ = [
     "Observer",
@@ -55,8 +54,8 @@ class WatchTrace(Protocol):
         *resend* is how many attempts of this request failed before it.
         """
 
-    def saw(self, run: Run, changed: bool) -> None:
-        """The watch saw *run*; *changed* if its status differs from the last."""
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        """The watch saw `machine.run`; *changed* if its status differs."""
 
     def tools(self, handler: ToolHandler) -> ToolHandler:
         """Wrap *handler* so that each tool call it serves is observed."""
@@ -64,8 +63,13 @@ class WatchTrace(Protocol):
     def finish(self, machine: WatchMachine, error: Exception | None) -> None:
         """The machine ended the watch, with the run or with *error*."""
 
-    def close(self) -> None:
-        """The driver let go of the watch; end it if [finish][] did not."""
+    def close(self, error: BaseException | None = None) -> None:
+        """The driver let go of the watch; end it (once).
+
+        Called from the drivers' `finally`: a watch the machine did not
+        finish ends with what is raising there (`sys.exception()`), or with
+        *error* when given.
+        """
 
 
 class Observer(Protocol):
@@ -186,9 +190,9 @@ class _Watches:
     def active(self, resend: int) -> AbstractContextManager[None]:
         return _all_active(self.traces, resend)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
         for trace in self.traces:
-            trace.saw(run, changed)
+            trace.saw(machine, changed)
 
     def tools(self, handler: ToolHandler) -> ToolHandler:
         for trace in self.traces:
@@ -199,9 +203,9 @@ class _Watches:
         for trace in self.traces:
             trace.finish(machine, error)
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         for trace in self.traces:
-            trace.close()
+            trace.close(error)
 
 
 @contextmanager
@@ -251,7 +255,7 @@ class _AttemptsOnly:
     def active(self, resend: int) -> AbstractContextManager[None]:
         return resending(resend)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
         pass
 
     def tools(self, handler: ToolHandler) -> ToolHandler:
@@ -260,7 +264,7 @@ class _AttemptsOnly:
     def finish(self, machine: WatchMachine, error: Exception | None) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         pass
 
 

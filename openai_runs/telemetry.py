@@ -52,7 +52,7 @@ from yarl import URL
 from . import __version__, _observe
 from ._http import _segment
 from ._tools import _invoke
-from .models import Run, ToolCall
+from .models import ToolCall
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -409,8 +409,8 @@ class _Watch:
         "finished",
         "kind",
         "machine",
+        "model",
         "provider",
-        "run",
         "span",
         "started",
         "telemetry",
@@ -444,7 +444,7 @@ class _Watch:
             name, kind=SpanKind.INTERNAL, attributes=attributes
         )
         self.started = time.perf_counter()
-        self.run: Run | None = None
+        self.model: str | None = None
         self.machine: WatchMachine | None = None
         self.error: Exception | None = None
         self.finished = False
@@ -463,9 +463,12 @@ class _Watch:
         finally:
             otel_context.detach(token)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        run = machine.run
+        assert run is not None
         span = self.span
-        if self.run is None:
+        if self.machine is None:
+            self.machine = machine
             span.set_attributes(
                 {
                     "gen_ai.conversation.id": run.thread_id,
@@ -473,10 +476,10 @@ class _Watch:
                     "gen_ai.agent.id": run.assistant_id,
                 }
             )
-        if run.model and (self.run is None or self.run.model != run.model):
+        if run.model and run.model != self.model:
+            self.model = run.model
             span.set_attribute("gen_ai.request.model", run.model)
             span.set_attribute("gen_ai.response.model", run.model)
-        self.run = run
         if changed:
             span.add_event(STATUS_EVENT, {RUN_STATUS: str(run.status)})
 
@@ -525,21 +528,24 @@ class _Watch:
             self.error = error
         self.finished = True
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         telemetry, span = self.telemetry, self.span
         elapsed = time.perf_counter() - self.started
-        # Called from the drivers' `finally`: what is raising is what ended it.
-        raised = sys.exception()
-        error: BaseException | None = self.error
-        if error is None and isinstance(raised, Exception):
-            error = raised
-        machine, run = self.machine, self.run
+        if self.finished:
+            error = self.error
+        else:
+            # What is raising in the driver's `finally` ended the watch (an
+            # unfinished watch ends only by an exception). Asked only here:
+            # after a normal end, sys.exception() may be a caller's own.
+            error = error or sys.exception()
+            if not isinstance(error, Exception):
+                error = None  # cancelled, or an iteration left early
+        machine = self.machine
+        run = None if machine is None else machine.run
         attributes: dict[str, Any] = {WATCH_KIND: self.kind}
-        if machine is not None and machine.run is not None:
-            run = machine.run
         if run is not None:
             attributes[RUN_STATUS] = str(run.status)
         if error is not None:

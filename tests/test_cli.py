@@ -29,6 +29,12 @@ KEY = "sk-cli-test"
 OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 
 
+# As a user runs it: not in asyncio's debug mode, whose reports of slow
+# callbacks on a loaded machine would be taken for the command's output.
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+
+
 @pytest.fixture(name="emu", scope="module")
 def _emu() -> Iterator[Emulator]:
     emulator = Emulator(api_key=KEY, poll_after_ms=20)
@@ -260,7 +266,7 @@ def test_entry_point_serves_and_answers() -> None:
     """`openai-runs serve` binds loopback and `python -m openai_runs get` talks to it."""
     port = _free_port()
     env = {
-        **os.environ,
+        **child_env(),
         "OPENAI_API_KEY": "sk-emulator",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
     }
@@ -302,7 +308,7 @@ def entry_point(
         text=True,
         timeout=30,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**child_env(), **(env or {})},
     )
 
 
@@ -313,12 +319,19 @@ def serving(*args: str) -> Iterator[str]:
         [OPENAI_RUNS, "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
+        env=child_env(),
     )
     assert server.stderr is not None
     try:
-        announced = server.stderr.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+/v1", announced)
-        assert url is not None, announced
+        # The announcement, after anything else the child logs first (asyncio's
+        # debug mode reports a slow start-up on a loaded machine).
+        seen: list[str] = []
+        url = None
+        while line := server.stderr.readline():
+            seen.append(line)
+            if url := re.search(r"http://127\.0\.0\.1:\d+/v1", line):
+                break
+        assert url is not None, seen
         yield url.group(0)
     finally:
         server.send_signal(signal.SIGINT)
@@ -634,7 +647,7 @@ def test_a_timestamp_datetime_cannot_hold_is_shown_as_a_number(
 def test_json_output_into_a_closed_pipe_exits_quietly(emu: Emulator) -> None:
     """`--json | head`: a reader that went away gives exit 141 and no traceback."""
     thread, run = new_run(emu, RunScript.completed(after=0))
-    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.url}
+    env = {**child_env(), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.url}
     proc = subprocess.Popen(
         [OPENAI_RUNS, "steps", thread, run, "--json"],
         stdout=subprocess.PIPE,
