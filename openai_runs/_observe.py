@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,11 +26,11 @@ __all__ = [
     "RequestTrace",
     "WatchKind",
     "WatchTrace",
+    "entered",
     "hooks",
     "install",
     "request_id_of",
     "request_log",
-    "resending",
     "resends",
     "uninstall",
 ]
@@ -52,11 +52,15 @@ class RequestTrace(Protocol):
 class WatchTrace(Protocol):
     """One watch (or stream) being observed, from its start to its end."""
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        """Make the watch the parent of the requests sent inside the block.
+    def enter(self, resend: int) -> object:
+        """Make the watch the parent of the requests sent until [leave][].
 
         *resend* is how many attempts of this request failed before it.
+        Returns what [leave][] takes back, in the same task.
         """
+
+    def leave(self, token: object) -> None:
+        """Undo [enter][]."""
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         """The watch saw `machine.run`; *changed* if its status differs."""
@@ -103,17 +107,20 @@ hooks: Observer | None = None
 """The installed observers (one, or a fan-out of several); *None* for none."""
 
 resends: ContextVar[int] = ContextVar("openai_runs_resends", default=0)
-"""Failed attempts of the request a watch is sending (set by `WatchTrace.active`)."""
+"""Failed attempts of the request a watch is sending (set by `WatchTrace.enter`)."""
 
 
 @contextmanager
-def resending(count: int) -> Iterator[None]:
-    """Say, for the requests sent inside the block, how many attempts failed before."""
-    token = resends.set(count)
+def entered(trace: WatchTrace | None, resend: int = 0) -> Iterator[None]:
+    """[WatchTrace.enter][] for the block, if there is a trace."""
+    if trace is None:
+        yield
+        return
+    token = trace.enter(resend)
     try:
         yield
     finally:
-        resends.reset(token)
+        trace.leave(token)
 
 
 _installed: dict[str, Observer] = {}
@@ -191,8 +198,13 @@ class _Watches:
     def __init__(self, traces: list[WatchTrace]) -> None:
         self.traces = traces
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return _all_active(self.traces, resend)
+    def enter(self, resend: int) -> object:
+        return [trace.enter(resend) for trace in self.traces]
+
+    def leave(self, token: object) -> None:
+        assert isinstance(token, list)
+        for trace, entered_ in reversed(list(zip(self.traces, token, strict=True))):
+            trace.leave(entered_)
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         for trace in self.traces:
@@ -210,14 +222,6 @@ class _Watches:
     def close(self, error: BaseException | None = None) -> None:
         for trace in self.traces:
             trace.close(error)
-
-
-@contextmanager
-def _all_active(traces: list[WatchTrace], resend: int) -> Iterator[None]:
-    with ExitStack() as stack:
-        for trace in traces:
-            stack.enter_context(trace.active(resend))
-        yield
 
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
@@ -265,8 +269,11 @@ class RequestLog:
 class _AttemptsOnly:
     """A watch trace that only counts a watch's retries as attempts."""
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return resending(resend)
+    def enter(self, resend: int) -> object:
+        return resends.set(resend)
+
+    def leave(self, token: object) -> None:
+        resends.reset(token)  # type: ignore[arg-type]
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         pass

@@ -33,9 +33,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlencode
 
 try:
@@ -55,6 +54,9 @@ from ._tools import _invoke
 from .models import ToolCall
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
@@ -452,17 +454,16 @@ class _Watch:
         self.closed = False
         telemetry.watches.add(1, {WATCH_KIND: kind})
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return self._active(resend)
+    def enter(self, resend: int) -> object:
+        return (
+            otel_context.attach(trace.set_span_in_context(self.span)),
+            _observe.resends.set(resend),
+        )
 
-    @contextmanager
-    def _active(self, resend: int) -> Iterator[None]:
-        token = otel_context.attach(trace.set_span_in_context(self.span))
-        try:
-            with _observe.resending(resend):
-                yield
-        finally:
-            otel_context.detach(token)
+    def leave(self, token: object) -> None:
+        context_token, resends_token = cast("tuple[Token[Context], Token[int]]", token)
+        _observe.resends.reset(resends_token)
+        otel_context.detach(context_token)
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         run = machine.run
