@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -511,7 +510,7 @@ class RunStream:
         """Events for the steps and messages made since the stream last showed them."""
         trace = self._trace
         try:
-            with contextlib.nullcontext() if trace is None else trace.active(0):
+            with _observe.entered(trace):
                 steps = [
                     step
                     async for step in self._client.runs.steps.list(
@@ -613,7 +612,7 @@ async def _observed_stream(
     """Open a stream with the installed observers told of the request."""
     hooks = _observe.hooks
     assert hooks is not None
-    with contextlib.nullcontext() if watch is None else watch.active(resend):
+    with _observe.entered(watch, resend):
         trace = hooks.request(transport, "POST", path, (), resend)
         try:
             response = await transport.stream("POST", path, body=data, timeout=seconds)
