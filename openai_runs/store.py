@@ -11,7 +11,7 @@ again.
 
 [SQLiteRunStore][openai_runs.store.SQLiteRunStore] keeps the runs in a local
 SQLite file (stdlib `sqlite3`, in a thread of its own); `RedisRunStore` in
-[openai_runs.redis][] shares them between machines. Anything with the
+`openai_runs.redis` shares them between machines. Anything with the
 [RunStore][openai_runs.store.RunStore] methods plugs in the same way.
 """
 
@@ -283,7 +283,7 @@ class SQLiteRunStore:
 
     A file on a network share is not safe: SQLite's locks need a local disk.
     For workers on several machines use `RedisRunStore` from
-    [openai_runs.redis][].
+    `openai_runs.redis`.
 
     Args:
         path: The database file, created if missing (its directory must
