@@ -40,7 +40,14 @@ from .models import (
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import Assistant, Emulator, ManualClock, RateLimit, RunScript, ScriptedCall
+from .testing import (
+    Assistant,
+    Emulator,
+    ManualClock,
+    RateLimit,
+    RunScript,
+    ScriptedCall,
+)
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
