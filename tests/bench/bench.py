@@ -35,6 +35,8 @@ from _clients import CLIENTS
 from _server import STEPS_RUN, THREAD
 from _stream import print_table as print_stream_table
 from _stream import stream_section
+from _telemetry import print_table as print_telemetry_table
+from _telemetry import telemetry_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -450,6 +452,9 @@ def main() -> None:
     parser.add_argument(
         "--no-stream", action="store_true", help="skip the stream figure"
     )
+    parser.add_argument(
+        "--no-telemetry", action="store_true", help="skip the telemetry figure"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     cfg = Settings(args.quick)
@@ -471,6 +476,9 @@ def main() -> None:
         if not args.no_stream:
             print("measuring streaming ...", file=sys.stderr)
             results["stream"] = stream_section(quick=cfg.quick)
+        if not args.no_telemetry:
+            print("measuring telemetry ...", file=sys.stderr)
+            results["telemetry"] = telemetry_section(quick=cfg.quick)
         records = [] if args.no_watch else watch_section(url, cfg)
         results["watch_records"] = records
         results["watch"] = watch_summary(records)
@@ -482,6 +490,8 @@ def main() -> None:
     print_tables(results)
     if "stream" in results:
         print_stream_table(results["stream"])
+    if "telemetry" in results:
+        print_telemetry_table(results["telemetry"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
     plot(results, args.plot)
