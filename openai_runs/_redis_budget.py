@@ -119,6 +119,9 @@ _PAUSED, _FULL, _GRANTED = 0, 1, 2
 _CONNECTIONS: Final = 8
 """The most Redis calls of one budget at a time (and so its connections)."""
 
+_AHEAD: Final = 0.05
+"""Seconds ahead of its send time a process reserves the next send slot."""
+
 _FIRST_POLL: Final = 0.005
 """Seconds before asking again for a slot when all are taken; doubles."""
 _LAST_POLL: Final = 0.1
@@ -262,7 +265,7 @@ class RedisBudget:
         self._local = 0  # requests sent under the fallback, not yet answered
         self._shared = 0  # requests sent under Redis without a lease
         self._gate = asyncio.Semaphore(_CONNECTIONS)
-        self._slot_queue = asyncio.Lock()  # one poller while every slot is taken
+        self._queue = asyncio.Lock()  # one asker of Redis at a time
         self._slot_freed = asyncio.Event()
         self._idle = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
@@ -342,19 +345,33 @@ class RedisBudget:
     # --- the shared budget ----------------------------------------------------
 
     async def _acquire_shared(self) -> None:
+        # One asker per process at a time, first come first served. A send
+        # slot is reserved only up to _AHEAD before it comes: a process whose
+        # event loop stalls wakes up late with one or a few requests, not
+        # with a backlog of reserved slots to send at once.
+        async with self._queue:
+            lease, wait = await self._reserve()
+            self._hold(lease)
+            if wait > _AHEAD:
+                await self._sleep_holding(wait)
+                return
+        await self._sleep_holding(wait)
+
+    async def _reserve(self) -> tuple[str, float]:
+        """Ask Redis until it grants: out of any pause, a free slot, a send time."""
         bounded = self.max_in_flight is not None
+        poll = _FIRST_POLL
         while True:
             lease = next(self._ids) if bounded else ""
+            self._slot_freed.clear()
             status, wait = await self._ask(lease)
+            if status == _GRANTED:
+                return lease, wait
             if status == _PAUSED:
                 await asyncio.sleep(wait)
-                continue
-            if status == _FULL:
-                await self._wait_for_slot(lease)
-                return
-            break
-        self._hold(lease)
-        await self._sleep_holding(wait)
+            else:  # every slot taken: until one of ours frees, or a poll
+                await _until_set(self._slot_freed, poll)
+                poll = min(poll * 2, _LAST_POLL)
 
     async def _ask(self, lease: str) -> tuple[int, float]:
         """Run the acquire script: its status and the seconds to wait."""
@@ -375,24 +392,6 @@ class RedisBudget:
                 self._background(self._free(lease, after=call))
             raise
         return int(status), int(wait_us) / 1e6
-
-    async def _wait_for_slot(self, first: str) -> None:
-        """Every slot is taken: ask again, one asker per process, until one frees."""
-        lease = first
-        async with self._slot_queue:
-            poll = _FIRST_POLL
-            while True:
-                self._slot_freed.clear()
-                await _until_set(self._slot_freed, poll)
-                poll = min(poll * 2, _LAST_POLL)
-                lease = next(self._ids)
-                status, wait = await self._ask(lease)
-                if status == _PAUSED:
-                    await asyncio.sleep(wait)
-                elif status == _GRANTED:
-                    break
-        self._hold(lease)
-        await self._sleep_holding(wait)
 
     def _drop_one(self, throttled: float | None = None) -> None:
         """Give back one slot this process holds, local ones first."""
