@@ -33,9 +33,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlencode
 
 try:
@@ -52,9 +51,12 @@ from yarl import URL
 from . import __version__, _observe
 from ._http import _segment
 from ._tools import _invoke
-from .models import Run, ToolCall
+from .models import ToolCall
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
@@ -69,7 +71,8 @@ _NAME: Final = "openai_runs"
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 
 REQUEST_ID: Final = "openai_runs.request_id"
-"""The API's request id (`x-request-id`, or Azure's `apim-request-id`)."""
+"""The API's request id (`x-request-id`, or Azure's `apim-request-id` or
+`x-ms-request-id`)."""
 RUN_STATUS: Final = "openai_runs.run.status"
 WATCH_KIND: Final = "openai_runs.watch.kind"
 WATCH_POLLS: Final = "openai_runs.watch.polls"
@@ -373,7 +376,7 @@ class _Request:
         span, attributes = self.span, self.attributes
         attributes["http.response.status_code"] = status
         span.set_attribute("http.response.status_code", status)
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        request_id = _observe.request_id_of(headers)
         if request_id:
             span.set_attribute(REQUEST_ID, request_id)
         if status >= 400:
@@ -409,8 +412,8 @@ class _Watch:
         "finished",
         "kind",
         "machine",
+        "model",
         "provider",
-        "run",
         "span",
         "started",
         "telemetry",
@@ -444,28 +447,30 @@ class _Watch:
             name, kind=SpanKind.INTERNAL, attributes=attributes
         )
         self.started = time.perf_counter()
-        self.run: Run | None = None
+        self.model: str | None = None
         self.machine: WatchMachine | None = None
         self.error: Exception | None = None
         self.finished = False
         self.closed = False
         telemetry.watches.add(1, {WATCH_KIND: kind})
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return self._active(resend)
+    def enter(self, resend: int) -> object:
+        return (
+            otel_context.attach(trace.set_span_in_context(self.span)),
+            _observe.resends.set(resend),
+        )
 
-    @contextmanager
-    def _active(self, resend: int) -> Iterator[None]:
-        token = otel_context.attach(trace.set_span_in_context(self.span))
-        try:
-            with _observe.resending(resend):
-                yield
-        finally:
-            otel_context.detach(token)
+    def leave(self, token: object) -> None:
+        context_token, resends_token = cast("tuple[Token[Context], Token[int]]", token)
+        _observe.resends.reset(resends_token)
+        otel_context.detach(context_token)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        run = machine.run
+        assert run is not None
         span = self.span
-        if self.run is None:
+        if self.machine is None:
+            self.machine = machine
             span.set_attributes(
                 {
                     "gen_ai.conversation.id": run.thread_id,
@@ -473,10 +478,10 @@ class _Watch:
                     "gen_ai.agent.id": run.assistant_id,
                 }
             )
-        if run.model and (self.run is None or self.run.model != run.model):
+        if run.model and run.model != self.model:
+            self.model = run.model
             span.set_attribute("gen_ai.request.model", run.model)
             span.set_attribute("gen_ai.response.model", run.model)
-        self.run = run
         if changed:
             span.add_event(STATUS_EVENT, {RUN_STATUS: str(run.status)})
 
@@ -525,21 +530,24 @@ class _Watch:
             self.error = error
         self.finished = True
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         telemetry, span = self.telemetry, self.span
         elapsed = time.perf_counter() - self.started
-        # Called from the drivers' `finally`: what is raising is what ended it.
-        raised = sys.exception()
-        error: BaseException | None = self.error
-        if error is None and isinstance(raised, Exception):
-            error = raised
-        machine, run = self.machine, self.run
+        if self.finished:
+            error = self.error
+        else:
+            # What is raising in the driver's `finally` ended the watch (an
+            # unfinished watch ends only by an exception). Asked only here:
+            # after a normal end, sys.exception() may be a caller's own.
+            error = error or sys.exception()
+            if not isinstance(error, Exception):
+                error = None  # cancelled, or an iteration left early
+        machine = self.machine
+        run = None if machine is None else machine.run
         attributes: dict[str, Any] = {WATCH_KIND: self.kind}
-        if machine is not None and machine.run is not None:
-            run = machine.run
         if run is not None:
             attributes[RUN_STATUS] = str(run.status)
         if error is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -112,7 +113,7 @@ def test_a_completed_watch_is_one_span_with_its_requests_as_children(
 
     async def body(emu: Emulator, client: RunsClient) -> Any:
         run = emu.create_run(
-            script=attrs.evolve(RunScript.completed(after=0.05), prompt_tokens=500),
+            script=attrs.evolve(RunScript.completed(after=0.3), prompt_tokens=500),
         )
         watcher = client.runs.watch(run["thread_id"], run["id"], policy=FAST)
         return run, await watcher, watcher.polls
@@ -356,7 +357,7 @@ def test_a_request_timeout_and_a_watch_timeout_are_errors(recorded: Recorded) ->
             )
         with pytest.raises(exc.WatchTimeoutError):
             await client.runs.poll(
-                run["thread_id"], run["id"], policy=FAST, timeout=0.1
+                run["thread_id"], run["id"], policy=FAST, timeout=0.5
             )
 
     against_emulator(body)
@@ -604,3 +605,159 @@ def test_telemetry_and_the_request_log_both_see_each_request(
     watch = recorded.one("watch_run")
     assert all(child_of(span, watch) for span in gets)
     assert KEY not in "".join(lines)
+
+
+def test_a_watch_awaited_while_handling_an_error_is_no_failure(
+    recorded: Recorded,
+) -> None:
+    """A watch that completes inside the caller's own except block is not marked with the caller's error."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(script=RunScript.completed(after=0.02))
+        try:
+            raise KeyError("the caller's own")
+        except KeyError:
+            return await client.runs.poll(run["thread_id"], run["id"], policy=FAST)
+
+    against_emulator(body)
+    watch = recorded.one("watch_run")
+    assert "error.type" not in (watch.attributes or {})
+    assert watch.status.status_code is StatusCode.UNSET
+
+
+def test_a_stream_with_a_tool_call_traces_the_tool_and_the_submit(
+    recorded: Recorded,
+) -> None:
+    """A stream that serves a tool: execute_tool and the streamed submit are children of stream_run."""
+    from openai_runs.models import FunctionDefinition, FunctionTool  # noqa: PLC0415
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = emu.create_thread()
+        tools = [FunctionTool(function=FunctionDefinition(name="get_weather"))]
+        async with client.runs.stream(
+            thread_id, assistant_id="asst_1", tools=tools, tool_handler=lambda _: "ok"
+        ) as stream:
+            return await stream.final_run()
+
+    run = against_emulator(
+        body, default_script=RunScript.requires_action(after=0.05, then=0.05)
+    )
+    assert run.status == "completed"
+    stream = recorded.one("stream_run")
+    tool = recorded.one("execute_tool get_weather")
+    submit = recorded.one(
+        "POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"
+    )
+    assert child_of(tool, stream)
+    assert child_of(submit, stream)
+    assert (stream.attributes or {})["openai_runs.run.status"] == "completed"
+    statuses = [
+        (e.attributes or {}).get("openai_runs.run.status") for e in stream.events
+    ]
+    assert "requires_action" in statuses
+
+
+def test_a_stream_refused_at_once_ends_its_span_with_the_error(
+    recorded: Recorded,
+) -> None:
+    """A stream whose request is a 404: stream_run ends with error.type NotFoundError, its POST span with 404."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        with pytest.raises(exc.NotFoundError):
+            async with client.runs.stream("thread_missing", assistant_id="asst_1"):
+                pass
+
+    against_emulator(body)
+    stream = recorded.one("stream_run")
+    assert (stream.attributes or {})["error.type"] == (
+        "openai_runs.exceptions.NotFoundError"
+    )
+    post = recorded.one("POST /v1/threads/{thread_id}/runs")
+    assert (post.attributes or {})["error.type"] == "404"
+    assert child_of(post, stream)
+    (active,) = recorded.points("openai_runs.watch.active")
+    assert active.value == 0
+
+
+def test_leaving_watch_many_early_ends_every_span(recorded: Recorded) -> None:
+    """Breaking out of watch_many ends the spans of the runs still watched (error.type cancelled); none stays in flight."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        done = emu.create_run(script=RunScript.completed(after=0.02))
+        endless = [emu.create_run(script=RunScript.endless()) for _ in range(3)]
+        refs = [(r["thread_id"], r["id"]) for r in [done, *endless]]
+        results = client.runs.watch_many(refs, policy=FAST)
+        async with contextlib.aclosing(results):
+            async for result in results:
+                assert result.run_id == done["id"]
+                break
+
+    against_emulator(body)
+    spans = recorded.named("watch_run")
+    assert len(spans) == 4
+    errors = sorted(str((s.attributes or {}).get("error.type")) for s in spans)
+    assert errors == ["None", "cancelled", "cancelled", "cancelled"]
+    (active,) = recorded.points("openai_runs.watch.active")
+    assert active.value == 0
+
+
+def test_azure_request_id_is_the_request_id(recorded: Recorded) -> None:
+    """A server that sends only `apim-request-id` (Azure's gateway) still gives the span its request id."""
+    from aiohttp import web  # noqa: PLC0415
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415
+
+    run = {
+        "id": "run_1",
+        "object": "thread.run",
+        "created_at": 1,
+        "thread_id": "thread_1",
+        "assistant_id": "asst_1",
+        "status": "completed",
+    }
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response(run, headers={"apim-request-id": "apim-42"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/threads/{thread_id}/runs/{run_id}", answer)
+        async with (
+            TestServer(app) as server,
+            RunsClient(api_key=KEY, base_url=str(server.make_url(""))) as client,
+        ):
+            await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    span = recorded.one("GET /threads/{thread_id}/runs/{run_id}")
+    assert (span.attributes or {})["openai_runs.request_id"] == "apim-42"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["thread", "coroutine"])
+def test_spans_a_tool_makes_are_children_of_its_execute_tool_span(
+    recorded: Recorded, asynchronous: bool
+) -> None:
+    """What a tool handler traces itself (in a worker thread or on the loop) nests under its execute_tool span."""
+    tracer = trace.get_tracer("tool", tracer_provider=_provider_of(recorded))
+
+    def lookup(call: ToolCall) -> str:
+        with tracer.start_as_current_span("weather lookup"):
+            return "sunny"
+
+    async def lookup_async(call: ToolCall) -> str:
+        return lookup(call)
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(
+            script=RunScript.requires_action(
+                ScriptedCall("get_weather", "{}"), after=0.02, then=0.02
+            )
+        )
+        handler = lookup_async if asynchronous else lookup
+        await client.runs.poll(
+            run["thread_id"], run["id"], policy=FAST, tool_handler=handler
+        )
+
+    against_emulator(body)
+    assert child_of(
+        recorded.one("weather lookup"), recorded.one("execute_tool get_weather")
+    )
