@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from . import RunsClient, RunWatcher, _observe, converter, tool_registry
+from . import RunsClient, RunWatcher, _cli_many, _observe, converter, tool_registry
 from ._client import FOUNDRY_ENDPOINT_ENV
 from .auth import TokenCredential
 from .exceptions import (
@@ -194,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - a line per option
         action="store_true",
         help="cancel the run at the deadline and report how it ended",
     )
+    p = command(
+        "watch-many",
+        _watch_many,
+        "Watch many runs (ids as JSON lines) with a store: resumable after a crash.",
+    )
+    _cli_many.add_arguments(p)
     p = command(
         "stream", _stream, "Start a run on a thread and print its reply as it comes."
     )
@@ -587,6 +593,10 @@ async def _watch(args: argparse.Namespace) -> int:
         return exit_code(run)
 
     return await _call(args, action)
+
+
+async def _watch_many(args: argparse.Namespace) -> int:
+    return await _call(args, lambda client: _cli_many.watch_many_command(args, client))
 
 
 async def _stream(args: argparse.Namespace) -> int:

@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     from ._many import WatchResult
     from ._watch_core import OnStatus
 
-__all__ = ["CLAIM_BATCH", "PROGRESS_DELAY", "Journal"]
+__all__ = ["CLAIM_BATCH", "PROGRESS_DELAY", "RECHECK", "Journal"]
 
 logger = logging.getLogger("openai_runs")
 
 CLAIM_BATCH = 500
 """Runs `resume_many` claims in one transaction."""
+
+RECHECK = 1.0
+"""Seconds between looks at runs another worker holds, waiting for them to end."""
 
 PROGRESS_DELAY = 0.5
 """Seconds a change of status may wait to be written, so that changes share a write."""
@@ -127,8 +130,10 @@ class Journal:
                 continue
             if not claim.waiting:
                 return
+            # Look again when the first lease lapses, or sooner: the runs
+            # may end first, and then there is nothing to wait for.
             wait = store.lease if claim.retry_in is None else claim.retry_in
-            await asyncio.sleep(min(max(wait, 0.01), store.lease))
+            await asyncio.sleep(min(max(wait, 0.01), store.lease, RECHECK))
 
     async def close(self) -> None:
         """Stop writing; give back what this worker holds and never reported."""

@@ -5,5 +5,6 @@ redis-py.
 """
 
 from ._redis_budget import RedisBudget
+from ._redis_store import RedisRunStore
 
-__all__ = ["RedisBudget"]
+__all__ = ["RedisBudget", "RedisRunStore"]

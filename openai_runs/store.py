@@ -11,7 +11,7 @@ again.
 
 [SQLiteRunStore][openai_runs.store.SQLiteRunStore] keeps the runs in a local
 SQLite file (stdlib `sqlite3`, in a thread of its own); `RedisRunStore` in
-[openai_runs.redis][] shares them between machines. Anything with the
+`openai_runs.redis` shares them between machines. Anything with the
 [RunStore][openai_runs.store.RunStore] methods plugs in the same way.
 """
 
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_TIMED_OUT = "WatchTimeoutError:"
 
 RunKey = tuple[str, str, Any]
 """`(thread_id, run_id, key)`: a run as `watch_many` adds it to a store."""
@@ -95,11 +97,11 @@ class StoredRun:
 
     @property
     def outcome(self) -> str:
-        """How it stands: `"open"`, `"error"`, or the final status."""
+        """How it stands: `"open"`, `"timed out"`, `"error"`, or the final status."""
         if not self.ended:
             return "open"
         if self.error is not None:
-            return "error"
+            return "timed out" if self.error.startswith(_TIMED_OUT) else "error"
         return self.status or "error"
 
 
@@ -281,7 +283,7 @@ class SQLiteRunStore:
 
     A file on a network share is not safe: SQLite's locks need a local disk.
     For workers on several machines use `RedisRunStore` from
-    [openai_runs.redis][].
+    `openai_runs.redis`.
 
     Args:
         path: The database file, created if missing (its directory must
@@ -543,6 +545,7 @@ class SQLiteRunStore:
         def counts(db: sqlite3.Connection) -> dict[str, int]:
             rows = db.execute(
                 "SELECT CASE WHEN ended = 0 THEN 'open' "
+                "WHEN error LIKE 'WatchTimeoutError:%' THEN 'timed out' "
                 "WHEN error IS NOT NULL OR status IS NULL THEN 'error' "
                 "ELSE status END AS outcome, count(*) FROM runs GROUP BY outcome"
             ).fetchall()

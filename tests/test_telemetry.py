@@ -357,7 +357,7 @@ def test_a_request_timeout_and_a_watch_timeout_are_errors(recorded: Recorded) ->
             )
         with pytest.raises(exc.WatchTimeoutError):
             await client.runs.poll(
-                run["thread_id"], run["id"], policy=FAST, timeout=0.5
+                run["thread_id"], run["id"], policy=FAST, timeout=1.5
             )
 
     against_emulator(body)
