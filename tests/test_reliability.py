@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import random
 import socket
 import time
@@ -24,6 +25,7 @@ import aiohttp
 import attrs
 import pytest
 from _faultproxy import FaultProxy, fault_proxy
+from _timing import loop_lag
 
 from openai_runs import LocalBudget, RetryPolicy, RunsClient, RunWatcher, WatchPolicy
 from openai_runs import exceptions as exc
@@ -37,38 +39,6 @@ INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 OVERRUN_MARGIN = 0.1
 """The most a watch may outlive its deadline, in seconds (asserted, measured),
 beyond the worst lateness of the event loop itself during the test."""
-
-
-@attrs.define
-class LoopLag:
-    """The worst lateness of a 5 ms sleep while the block ran, in seconds.
-
-    On a loaded machine the loop itself wakes late (another process holds the
-    core); a watch cannot end before its loop wakes, so deadlines are asserted
-    against the margin plus this measured lag, never a bare wall-clock window.
-    """
-
-    worst: float = 0.0
-
-
-@contextlib.asynccontextmanager
-async def loop_lag() -> AsyncIterator[LoopLag]:
-    lag = LoopLag()
-    loop = asyncio.get_running_loop()
-
-    async def meter() -> None:
-        while True:
-            asked = loop.time()
-            await asyncio.sleep(0.005)
-            lag.worst = max(lag.worst, loop.time() - asked - 0.005)
-
-    task = asyncio.create_task(meter())
-    try:
-        yield lag
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def run_clean(main: Callable[[], Awaitable[T]], *, debug: bool = True) -> T:
@@ -469,15 +439,38 @@ def test_cancel_mid_retry_sleep_leaves_nothing_running() -> None:
     """Cancelling a caller while it sleeps on a 5 s Retry-After ends it at once."""
 
     async def main() -> None:
-        async with stack() as (emu, _proxy, client):
-            run = emu.create_run(script=RunScript.completed(after=60))
-            emu.inject(Fault(status=429, retry_after=5, times=1))
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.1):
-                    await client.runs.retrieve(run["thread_id"], run["id"])
-            assert time.monotonic() - started < 0.5
-            assert emu.counts.total == 1
+        sleeping = asyncio.Event()
+
+        class Sleeping(logging.Handler):
+            """Sets *sleeping* as the SDK logs the retry it is about to sleep for."""
+
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage().startswith("retrying in 5.00s"):
+                    sleeping.set()
+
+        logger = logging.getLogger("openai_runs")
+        handler, level = Sleeping(), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            async with loop_lag() as lag, stack() as (emu, _proxy, client):
+                run = emu.create_run(script=RunScript.completed(after=60))
+                emu.inject(Fault(status=429, retry_after=5, times=1))
+                task = asyncio.create_task(
+                    client.runs.retrieve(run["thread_id"], run["id"])
+                )
+                # The 429 answered, however slowly: the caller is in its sleep.
+                async with asyncio.timeout(10):
+                    await sleeping.wait()
+                cancelled = time.monotonic()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert time.monotonic() - cancelled < OVERRUN_MARGIN + lag.worst
+                assert emu.counts.total == 1
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
     run_clean(main)
 
