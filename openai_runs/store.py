@@ -10,9 +10,10 @@ when its lease lapses, and a run whose end is recorded is never reported
 again.
 
 [SQLiteRunStore][openai_runs.store.SQLiteRunStore] keeps the runs in a local
-SQLite file (stdlib `sqlite3`, in a thread of its own); `RedisRunStore` in
-`openai_runs.redis` shares them between machines. Anything with the
-[RunStore][openai_runs.store.RunStore] methods plugs in the same way.
+SQLite file (stdlib `sqlite3`, in a thread of its own);
+[RedisRunStore][openai_runs.redis.RedisRunStore] shares them between
+machines. Anything with the [RunStore][openai_runs.store.RunStore] methods
+plugs in the same way.
 """
 
 from __future__ import annotations
@@ -286,8 +287,8 @@ class SQLiteRunStore:
     ```
 
     A file on a network share is not safe: SQLite's locks need a local disk.
-    For workers on several machines use `RedisRunStore` from
-    `openai_runs.redis`.
+    For workers on several machines use
+    [RedisRunStore][openai_runs.redis.RedisRunStore].
 
     Args:
         path: The database file, created if missing (its directory must
