@@ -135,6 +135,15 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/bench.py", *session.posargs)
 
 
+@nox.session(name="scale-out")
+def scale_out(session: nox.Session) -> None:
+    # Four worker processes on one key against `serve --rate-limit 200`, with
+    # and without a shared RedisBudget (needs redis-server):
+    # nox -s scale-out -- [--workers 4] [--runs 1000] [--json PATH]
+    session.install("-e", ".", *group("bench"))
+    session.run("python", "tests/bench/scale_out.py", *session.posargs)
+
+
 @nox.session
 def soak(session: nox.Session) -> None:
     # Thousands of watches under faults for minutes: nox -s soak -- --duration 60

@@ -4,6 +4,7 @@
 redis-py.
 """
 
+from ._redis_budget import RedisBudget
 from ._redis_store import RedisRunStore
 
-__all__ = ["RedisRunStore"]
+__all__ = ["RedisBudget", "RedisRunStore"]

@@ -21,6 +21,7 @@ SERIAL = frozenset(
     {
         "test_emulator.py",
         "test_many.py",
+        "test_redis_budget.py",
         "test_reliability.py",
         "test_thread_lock.py",
         "test_watch_core.py",
