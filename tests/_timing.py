@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import attrs
 
@@ -40,3 +41,30 @@ async def loop_lag() -> AsyncIterator[LoopLag]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.contextmanager
+def retry_sleep_logged(seconds: float) -> Iterator[asyncio.Event]:
+    """An event set when the SDK logs that it sleeps *seconds* before a retry.
+
+    Set in the caller's task just before it sleeps: a test that waits for it
+    cancels the caller in its sleep, however slowly the failed answer came,
+    rather than after a fixed interval a loaded machine can outlast.
+    """
+    sleeping = asyncio.Event()
+    prefix = f"retrying in {seconds:.2f}s"
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith(prefix):
+                sleeping.set()
+
+    logger = logging.getLogger("openai_runs")
+    handler, level = Handler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield sleeping
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

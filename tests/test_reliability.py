@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import random
 import socket
 import time
@@ -25,7 +24,7 @@ import aiohttp
 import attrs
 import pytest
 from _faultproxy import FaultProxy, fault_proxy
-from _timing import loop_lag
+from _timing import loop_lag, retry_sleep_logged
 
 from openai_runs import LocalBudget, RetryPolicy, RunsClient, RunWatcher, WatchPolicy
 from openai_runs import exceptions as exc
@@ -477,20 +476,7 @@ def test_cancel_mid_retry_sleep_leaves_nothing_running() -> None:
     """Cancelling a caller while it sleeps on a 5 s Retry-After ends it at once."""
 
     async def main() -> None:
-        sleeping = asyncio.Event()
-
-        class Sleeping(logging.Handler):
-            """Sets *sleeping* as the SDK logs the retry it is about to sleep for."""
-
-            def emit(self, record: logging.LogRecord) -> None:
-                if record.getMessage().startswith("retrying in 5.00s"):
-                    sleeping.set()
-
-        logger = logging.getLogger("openai_runs")
-        handler, level = Sleeping(), logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        try:
+        with retry_sleep_logged(5) as sleeping:
             async with loop_lag() as lag, stack() as (emu, _proxy, client):
                 run = emu.create_run(script=RunScript.completed(after=60))
                 emu.inject(Fault(status=429, retry_after=5, times=1))
@@ -506,9 +492,6 @@ def test_cancel_mid_retry_sleep_leaves_nothing_running() -> None:
                     await task
                 assert time.monotonic() - cancelled < OVERRUN_MARGIN + lag.worst
                 assert emu.counts.total == 1
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
 
     run_clean(main)
 

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from _faultproxy import fault_proxy
+from _timing import loop_lag
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -262,21 +263,27 @@ def test_usable_without_async_with() -> None:
 def test_deadline_bounds_the_whole_stream() -> None:
     """timeout= ends a stream that goes on past it with WatchTimeoutError."""
 
-    async def body(emu: Emulator, client: RunsClient) -> tuple[Any, float]:
+    # A deadline a loaded machine's first events cannot miss (0.3 s did: the
+    # stream ended before it saw the run); lateness against the loop's lag.
+    timeout = 1.0
+
+    async def body(emu: Emulator, client: RunsClient) -> tuple[Any, float, float]:
         thread_id = await new_thread(client)
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        with pytest.raises(exc.WatchTimeoutError) as info:
-            async with client.runs.stream(
-                thread_id, assistant_id="asst_1", timeout=0.3
-            ) as stream:
-                await stream.until_done()
-        return info.value, loop.time() - started
+        async with loop_lag() as lag:
+            started = loop.time()
+            with pytest.raises(exc.WatchTimeoutError) as info:
+                async with client.runs.stream(
+                    thread_id, assistant_id="asst_1", timeout=timeout
+                ) as stream:
+                    await stream.until_done()
+            took = loop.time() - started
+        return info.value, took, lag.worst
 
-    error, took = serve(body, default_script=RunScript.endless())
+    error, took, lag = serve(body, default_script=RunScript.endless())
     assert error.run is not None
     assert error.run.status == "in_progress"
-    assert took < 2
+    assert took < timeout + 1.7 + lag
 
 
 def test_deadline_with_cancel() -> None:
@@ -285,8 +292,9 @@ def test_deadline_with_cancel() -> None:
     async def body(emu: Emulator, client: RunsClient) -> Any:
         thread_id = await new_thread(client)
         with pytest.raises(exc.WatchTimeoutError) as info:
+            # Past the first events however loaded the machine (0.3 s was not).
             async with client.runs.stream(
-                thread_id, assistant_id="asst_1", timeout=0.3, cancel_on_timeout=True
+                thread_id, assistant_id="asst_1", timeout=1.0, cancel_on_timeout=True
             ) as stream:
                 await stream.until_done()
         assert info.value.run is not None
