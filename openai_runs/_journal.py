@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -42,8 +43,8 @@ class Journal:
     is recorded (the write is refused when another worker took the run
     over), and only then is it yielded: a run whose end is recorded is never
     reported again. One writer task does every write, one batch at a time;
-    whatever comes in during a write goes into the next, and with nothing to
-    write it still renews the claims every third of the lease.
+    whatever comes in during a write goes into the next; the claims are
+    renewed every third of the lease, with something to write or not.
     """
 
     def __init__(self, store: RunStore) -> None:
@@ -63,6 +64,7 @@ class Journal:
         self._batch: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._busy = False  # a batch with runs to add or ends to record is in flight
+        self._renewed = time.monotonic()  # claims are made with a full lease
         self._closing = False
 
     def attach(
@@ -199,6 +201,11 @@ class Journal:
         ]
         first_end = len(updates)
         updates.extend(_ended(r) for r in finishes)
+        now = time.monotonic()
+        if now - self._renewed >= self.store.lease / 3:
+            # Before the writes: a claim must not lapse while they wait.
+            self._renewed = now
+            await self.store.renew(self.owner)
         written = await self.store.record(self.owner, updates)
         for result, ours in zip(finishes, written[first_end:], strict=True):
             if ours:

@@ -111,17 +111,25 @@ return {claimed, waiting, first}
 """
 )
 
-_RECORD = (
+_RENEW = (
     _NOW
     + """
 local p, owner, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local mine = p .. 'owner:' .. owner
-for _, m in ipairs(redis.call('SMEMBERS', mine)) do
+for _, m in ipairs(redis.call('SMEMBERS', p .. 'owner:' .. owner)) do
   redis.call('ZADD', p .. 'open', 'XX', now + lease, m)
   redis.call('HSET', p .. 'run:' .. m, 'lease_until', num(now + lease))
 end
+return 0
+"""
+)
+
+_RECORD = (
+    _NOW
+    + """
+local p, owner = ARGV[1], ARGV[2]
+local mine = p .. 'owner:' .. owner
 local out = {}
-for i = 4, #ARGV, 5 do
+for i = 4, #ARGV, 5 do  -- ARGV[3]: unused (the lease)
   local m, status, ended = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local h = p .. 'run:' .. m
   local f = redis.call('HMGET', h, 'owner', 'ended')
@@ -235,6 +243,7 @@ class RedisRunStore:
         self._prefix = f"openai-runs:store:{{{name}}}:"
         self._add = self._redis.register_script(_ADD)
         self._claim = self._redis.register_script(_CLAIM)
+        self._renew = self._redis.register_script(_RENEW)
         self._record = self._redis.register_script(_RECORD)
         self._release = self._redis.register_script(_RELEASE)
         self._closed = False
@@ -298,8 +307,15 @@ class RedisRunStore:
             retry_in=float(first) if _text(first) else None,
         )
 
+    async def renew(self, owner: str) -> None:
+        """Extend *owner*'s claims by a lease from now; see `RunStore.renew`."""
+        args: list[str | float] = [self._prefix, owner, self._lease]
+        await self._call(lambda: self._renew(args=args))
+
     async def record(self, owner: str, updates: Sequence[RunUpdate]) -> list[bool]:
-        """Renew *owner*'s claims and write *updates*; see `RunStore.record`."""
+        """Write *updates* to runs *owner* holds; see `RunStore.record`."""
+        if not updates:
+            return []
         args: list[str | float] = [self._prefix, owner, self._lease]
         for u in updates:
             run = "" if u.run is None else json.dumps(converter.unstructure(u.run))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -528,3 +530,19 @@ def test_bad_redis_store_arguments_are_refused(
 
     with pytest.raises(InvalidRequestError, match=match):
         RedisRunStore(*args, **kwargs)
+
+
+def test_importing_the_package_and_its_stores_never_imports_redis() -> None:
+    """`import openai_runs`, `openai_runs.store` and the CLI leave redis-py unloaded."""
+    code = (
+        "import sys, openai_runs, openai_runs.store, openai_runs._cli; "
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
