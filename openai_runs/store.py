@@ -27,6 +27,7 @@ import socket
 import sqlite3
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -316,6 +317,9 @@ class SQLiteRunStore:
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        # A store dropped without aclose() still closes its file and thread.
+        self._opened: list[sqlite3.Connection | ThreadPoolExecutor] = []
+        weakref.finalize(self, _close_quietly, self._opened)
 
     def __repr__(self) -> str:
         return f"<SQLiteRunStore {str(self.path)!r} lease={self._lease:g}s>"
@@ -362,6 +366,7 @@ class SQLiteRunStore:
             self._executor = ThreadPoolExecutor(
                 1, thread_name_prefix="openai-runs-sqlite"
             )
+            self._opened.append(self._executor)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
@@ -374,6 +379,7 @@ class SQLiteRunStore:
         db = self._db
         if db is None:
             db = self._db = self._open()
+            self._opened.append(db)
         return fn(db)
 
     def _open(self) -> sqlite3.Connection:
@@ -606,6 +612,15 @@ _WRITE_ONE = (
     "UPDATE runs SET status = ?, ended = ?, run = ?, error = ?, updated_at = ? "
     "WHERE thread_id = ? AND run_id = ? AND owner = ? AND ended = 0"
 )
+
+
+def _close_quietly(opened: list[sqlite3.Connection | ThreadPoolExecutor]) -> None:
+    for thing in opened:
+        if isinstance(thing, ThreadPoolExecutor):
+            thing.shutdown(wait=False)
+        else:
+            with contextlib.suppress(sqlite3.Error):
+                thing.close()
 
 
 @contextlib.contextmanager

@@ -32,7 +32,9 @@ OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 # As a user runs it: not in asyncio's debug mode, whose reports of slow
 # callbacks on a loaded machine would be taken for the command's output.
 def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    # PYTHONDEVMODE turns asyncio's debug mode on as well.
+    debug = {"PYTHONASYNCIODEBUG", "PYTHONDEVMODE"}
+    return {k: v for k, v in os.environ.items() if k not in debug}
 
 
 @pytest.fixture(name="emu", scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -267,3 +268,19 @@ def test_usage_errors_are_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_ids_can_come_from_standard_input(
+    emu: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--from - reads the JSON lines from standard input."""
+    for name, value in child_env(emu).items():
+        monkeypatch.setenv(name, value)
+    ids = ids_file(tmp_path / "ids.jsonl", emu, *[RunScript.completed(after=0.0)] * 2)
+    monkeypatch.setattr("sys.stdin", io.StringIO((tmp_path / "ids.jsonl").read_text()))
+    assert main(["watch-many", "--from", "-", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(o["run_id"] for o in reported(out)) == sorted(ids)

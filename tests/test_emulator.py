@@ -976,19 +976,25 @@ def test_serve_blocks_serving_until_interrupted() -> None:
     try:
 
         async def main() -> int:
-            async with aiohttp.ClientSession() as session:
-                for _ in range(400):  # until the server has bound its port
+            async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+                # Until the server has bound its port: seconds when a loaded
+                # machine starts the child under coverage.
+                while True:
                     with contextlib.suppress(aiohttp.ClientConnectionError):
                         url = f"http://127.0.0.1:{port}/_emulator/stats"
                         async with session.get(url) as answer:
                             return answer.status
                     await asyncio.sleep(0.025)
-            return 0
 
         assert run(main()) == 200
     finally:
         server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=10)
+        try:
+            _, err = server.communicate(timeout=30)
+        finally:
+            if server.poll() is None:  # never left running, whatever failed
+                server.kill()
+                server.wait()
     assert server.returncode == 0, err
     assert "Traceback" not in err
 
