@@ -19,7 +19,7 @@ import aiohttp
 import cattrs
 from yarl import URL
 
-from . import __version__
+from . import __version__, _observe
 from ._body import check_number, structured, wire
 from ._budget import Budget, LocalBudget
 from ._converter import client_converter
@@ -455,11 +455,17 @@ class RunsClient:
 
         budget = self.budget
 
-        async def attempt() -> Response[T]:
+        async def attempt(resend: int = 0) -> Response[T]:
             await budget.acquire()
             try:
                 status, headers, raw = await self._send(
-                    method, path, query, data, timeout, retry_sent=retry_sent
+                    method,
+                    path,
+                    query,
+                    data,
+                    timeout,
+                    retry_sent=retry_sent,
+                    resend=resend,
                 )
             except BaseException:
                 budget.release()
@@ -492,14 +498,17 @@ class RunsClient:
         except Exception as exc:  # noqa: BLE001 - handed to tenacity below
             failure: Exception | None = exc
 
+        resends = 0
+
         async def again() -> Response[T]:
             # Tenacity's first attempt re-raises the failure above, so its
             # count, backoff and stop see exactly one failed try.
-            nonlocal failure
+            nonlocal failure, resends
             if failure is not None:
                 first, failure = failure, None
                 raise first
-            return await attempt()
+            resends += 1
+            return await attempt(resends)
 
         control = self._retrying
         if max_retries is not None and max_retries != self.max_retries:
@@ -518,11 +527,22 @@ class RunsClient:
         timeout: float | None,
         *,
         retry_sent: bool,
+        resend: int,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One exchange; a failure after sending escapes the retries if asked."""
         try:
-            return await self._transport.request(
-                method, path, params=query, body=data, timeout=timeout
+            if _observe.hooks is None:
+                return await self._transport.request(
+                    method, path, params=query, body=data, timeout=timeout
+                )
+            return await _observed(
+                self._transport,
+                method,
+                path,
+                query,
+                data,
+                timeout=timeout,
+                resend=resend,
             )
         except APIConnectionError as lost:
             if not retry_sent and lost.request_sent:
@@ -550,6 +570,31 @@ class RunsClient:
         """
         for secret in self._transport.secrets:
             _redact_error(error, secret)
+
+
+async def _observed(
+    transport: Transport,
+    method: str,
+    path: tuple[str, ...],
+    query: list[tuple[str, str]],
+    data: bytes | None,
+    *,
+    timeout: float | None,
+    resend: int,
+) -> tuple[int, Mapping[str, str], bytes]:
+    """Send one attempt with the installed observers told of it."""
+    hooks = _observe.hooks
+    assert hooks is not None
+    trace = hooks.request(transport, method, path, query, resend)
+    try:
+        answer = await transport.request(
+            method, path, params=query, body=data, timeout=timeout
+        )
+    except BaseException as exc:
+        trace.failed(exc)
+        raise
+    trace.answered(answer[0], answer[1])
+    return answer
 
 
 def _check_userinfo(base_url: str, auth: Auth, headers: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from . import _observe
 from ._watch_core import Finish, Send, Serve, Settings, Sleep, WatchMachine
 from ._watcher import Clock, WatchClient, report, send, serve
 from .exceptions import InvalidRequestError, OpenAIRunsError
@@ -114,6 +115,9 @@ async def watch_many(
         for task in tasks:
             task.cancel()
         await asyncio.gather(feeder, *tasks, return_exceptions=True)
+        for _, _, watch in scheduler.heap:
+            if watch.machine.trace is not None:
+                watch.machine.trace.close()
 
 
 class _Scheduler:
@@ -168,6 +172,11 @@ class _Scheduler:
             retry=self.client.retry_policy,
             now=now,
         )
+        if _observe.hooks is not None:
+            base_url = getattr(self.client, "base_url", None)
+            machine.trace = _observe.hooks.watch(
+                "watch_many", base_url, thread_id, run_id
+            )
         spread = random.uniform(0, self.settings.policy.initial)  # noqa: S311
         # Neither the spread nor the grid may take a poll past the deadline.
         first = min(_on_tick(now + spread), machine.deadline)
@@ -201,6 +210,8 @@ class _Scheduler:
                 )
             )
             machine.ended = now
+            if machine.trace is not None:
+                machine.trace.close()
             self.notify()
         elif isinstance(action, Sleep):
             self.push(min(_on_tick(action.until), machine.limit), watch)
@@ -259,6 +270,8 @@ class _Scheduler:
     def done(self, task: asyncio.Task[None], watch: _Watch) -> None:
         self.working.discard(task)
         if self.closing:
+            if watch.machine.trace is not None:
+                watch.machine.trace.close()  # never finished: watch_many closed
             return
         if task.cancelled():
             # Nothing but watch_many's own close cancels a task; if anything

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -14,6 +15,7 @@ import aiohttp
 import attrs
 import cattrs
 
+from . import _observe
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
@@ -52,6 +54,8 @@ from .models import (
 
 if TYPE_CHECKING:
     from ._client import RunsClient
+    from ._http import Transport
+    from ._observe import WatchTrace
 
 __all__ = ["RunStream"]
 
@@ -151,6 +155,7 @@ class RunStream:
         self._streaming = False
         self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._response: aiohttp.ClientResponse | None = None
+        self._trace: WatchTrace | None = None
 
     def __repr__(self) -> str:
         status = None if self._run is None else str(self._run.status)
@@ -182,6 +187,8 @@ class RunStream:
         if self._events is not None:
             await self._events.aclose()
         self._close_response()
+        if self._trace is not None:
+            self._trace.close()
 
     def __aiter__(self) -> Self:
         return self
@@ -249,7 +256,16 @@ class RunStream:
         if self._events is not None:
             return
         self._started = time.monotonic()
-        await self._open(self._path, self._body)
+        if _observe.hooks is not None and self._trace is None:
+            self._trace = _observe.hooks.watch(
+                "stream", self._client.base_url, self.thread_id, self.run_id
+            )
+        try:
+            await self._open(self._path, self._body)
+        except BaseException:
+            if self._trace is not None:
+                self._trace.close()
+            raise
         self._events = self._produce()
 
     def _limit(self) -> float:
@@ -270,7 +286,13 @@ class RunStream:
         transport = self._client._transport
         data = json.dumps({**body, "stream": True}).encode()
         seconds = min(self.policy.request_timeout, remaining)
-        response = await transport.stream("POST", path, body=data, timeout=seconds)
+        if _observe.hooks is None:
+            response = await transport.stream("POST", path, body=data, timeout=seconds)
+        else:
+            resend = 0 if self._machine is None else self._machine.failures
+            response = await _observed_stream(
+                transport, path, data, seconds, watch=self._trace, resend=resend
+            )
         self._response = response
         if response.status >= 300:
             raw = await response.read()
@@ -313,6 +335,8 @@ class RunStream:
             self._close_response()
             if self._machine is not None:
                 self._machine.ended = clock()
+            if self._trace is not None:
+                self._trace.close()
 
     async def _read_guarded(self) -> AsyncIterator[StreamEvent]:
         """The open response's events; a drop is logged and counted, not raised."""
@@ -451,6 +475,7 @@ class RunStream:
                 retry=self._client.retry_policy,
                 now=self._started,
             )
+            machine.trace = self._trace
         # The first run of a submit's stream answers the submit.
         call: Call = "submit" if self._submitting else "retrieve"
         self._submitting = False
@@ -572,6 +597,29 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
         {"id": after.id, "object": "thread.message.delta", "delta": {"content": parts}},
         MessageDelta,
     )
+
+
+async def _observed_stream(
+    transport: Transport,
+    path: Sequence[str],
+    data: bytes,
+    seconds: float,
+    *,
+    watch: WatchTrace | None,
+    resend: int,
+) -> aiohttp.ClientResponse:
+    """Open a stream with the installed observers told of the request."""
+    hooks = _observe.hooks
+    assert hooks is not None
+    with contextlib.nullcontext() if watch is None else watch.active(resend):
+        trace = hooks.request(transport, "POST", path, (), resend)
+        try:
+            response = await transport.stream("POST", path, body=data, timeout=seconds)
+        except BaseException as exc:
+            trace.failed(exc)
+            raise
+        trace.answered(response.status, response.headers)
+        return response
 
 
 def _run_path(thread_id: str, run_id: str) -> tuple[str, ...]:

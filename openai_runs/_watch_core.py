@@ -28,6 +28,7 @@ from .models import Run, RunStatus, ToolOutput
 
 if TYPE_CHECKING:
     from ._http import Response
+    from ._observe import WatchTrace
     from ._tools import ToolHandler
 
 __all__ = [
@@ -302,6 +303,7 @@ class WatchMachine:
         "started",
         "thread_id",
         "timeout",
+        "trace",
     )
 
     def __init__(
@@ -340,6 +342,8 @@ class WatchMachine:
         self._grace_until = 0.0
         self._tool_error: ToolCallError | None = None
         self._result: Finish | None = None
+        # Set by the driver while telemetry is on (openai_runs._observe).
+        self.trace: WatchTrace | None = None
 
     def __repr__(self) -> str:
         status = None if self.run is None else str(self.run.status)
@@ -349,6 +353,11 @@ class WatchMachine:
     def limit(self) -> float:
         """The time by which the watch must take its next step: deadline or grace."""
         return self._grace_until if self.phase is Phase.CANCELLING else self.deadline
+
+    @property
+    def failures(self) -> int:
+        """Faults in a row: the next request is a resend when this is above 0."""
+        return self._failures
 
     @property
     def outputs(self) -> list[ToolOutput]:
@@ -421,6 +430,8 @@ class WatchMachine:
         changed = self.run is None or self.run.status != run.status
         first = self.run is None
         self.run = run
+        if self.trace is not None:
+            self.trace.saw(run, changed)
         if changed:
             self._interval = self.policy.initial
         if first:
@@ -573,6 +584,8 @@ class WatchMachine:
     ) -> Finish:
         self.phase = Phase.DONE
         self._result = Finish(run if error is None else self.run, error)
+        if self.trace is not None:
+            self.trace.finish(self, error)
         return self._result
 
     def _finish_cancel(self) -> Finish:

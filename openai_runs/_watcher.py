@@ -11,6 +11,7 @@ from typing import Protocol, Self, Unpack
 
 import attrs
 
+from . import _observe
 from ._retry import RetryPolicy
 from ._tools import serve_tool_calls
 from ._watch_core import (
@@ -76,6 +77,16 @@ async def send(
     Returns:
         Whether the run's status changed.
     """
+    trace = machine.trace
+    if trace is None:
+        return await _send(runs, machine, action, clock)
+    with trace.active(machine.failures):
+        return await _send(runs, machine, action, clock)
+
+
+async def _send(
+    runs: RunCalls, machine: WatchMachine, action: Send, clock: Clock
+) -> bool:
     tid, rid, timeout = machine.thread_id, machine.run_id, action.timeout
     try:
         # The whole call, waiting for the client's budget included, ends by
@@ -111,11 +122,14 @@ async def serve(
     settings: Settings, machine: WatchMachine, action: Serve, clock: Clock
 ) -> None:
     """Have the tool handler answer *action*'s run and feed the outputs to *machine*."""
-    assert settings.tool_handler is not None
+    handler = settings.tool_handler
+    assert handler is not None
+    if machine.trace is not None:
+        handler = machine.trace.tools(handler)
     try:
         async with asyncio.timeout(max(action.until - clock(), 0.0)):
             outputs = await serve_tool_calls(
-                settings.tool_handler,
+                handler,
                 action.run,
                 limit=settings.policy.max_tool_calls,
             )
@@ -318,6 +332,13 @@ class RunWatcher:
                 retry=self._client.retry_policy,
                 now=self._clock(),
             )
+            if _observe.hooks is not None:
+                self._machine.trace = _observe.hooks.watch(
+                    "watch",
+                    getattr(self._client, "base_url", None),
+                    self.thread_id,
+                    self.run_id,
+                )
         return self._machine
 
     async def _changes(self) -> AsyncIterator[Run]:
@@ -346,6 +367,8 @@ class RunWatcher:
             raise
         finally:
             machine.ended = clock()
+            if machine.trace is not None:
+                machine.trace.close()
 
     async def _cancel_run(self, machine: WatchMachine) -> None:
         """Cancel the run on the server, retried within the grace (caller cancel)."""

@@ -1,0 +1,194 @@
+"""Where observers (telemetry, the CLI's `--verbose`) attach to requests and watches.
+
+The request path and the watch drivers read one module attribute, [hooks][],
+and do nothing more while it is *None*: instrumentation that is off costs a
+global lookup and a comparison. This module imports nothing heavy; the
+OpenTelemetry code lives in `openai_runs.telemetry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._http import Transport
+    from ._tools import ToolHandler
+    from ._watch_core import WatchMachine
+    from .models import Run
+
+__all__ = [
+    "Observer",
+    "RequestTrace",
+    "WatchKind",
+    "WatchTrace",
+    "hooks",
+    "install",
+    "uninstall",
+]
+
+WatchKind = str
+"""`"watch"` (a RunWatcher), `"watch_many"` (one run of watch_many), `"stream"`."""
+
+
+class RequestTrace(Protocol):
+    """One HTTP attempt being observed; told once how it ended."""
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        """The server answered with *status* (any status, errors included)."""
+
+    def failed(self, exc: BaseException) -> None:
+        """No answer: a timeout, a broken connection, a cancel."""
+
+
+class WatchTrace(Protocol):
+    """One watch (or stream) being observed, from its start to its end."""
+
+    def active(self, resend: int) -> AbstractContextManager[None]:
+        """Make the watch the parent of the requests sent inside the block.
+
+        *resend* is how many attempts of this request failed before it.
+        """
+
+    def saw(self, run: Run, changed: bool) -> None:
+        """The watch saw *run*; *changed* if its status differs from the last."""
+
+    def tools(self, handler: ToolHandler) -> ToolHandler:
+        """Wrap *handler* so that each tool call it serves is observed."""
+
+    def finish(self, machine: WatchMachine, error: Exception | None) -> None:
+        """The machine ended the watch, with the run or with *error*."""
+
+    def close(self) -> None:
+        """The driver let go of the watch; end it if [finish][] did not."""
+
+
+class Observer(Protocol):
+    """What [install][] takes: a factory of request and watch traces."""
+
+    def request(
+        self,
+        transport: Transport,
+        method: str,
+        path: Sequence[str],
+        query: Sequence[tuple[str, str]],
+        resend: int,
+    ) -> RequestTrace:
+        """An attempt of a request is about to be sent."""
+
+    def watch(
+        self,
+        kind: WatchKind,
+        base_url: str | None,
+        thread_id: str | None,
+        run_id: str | None,
+    ) -> WatchTrace | None:
+        """A watch starts; *None* when this observer does not follow watches."""
+
+
+hooks: Observer | None = None
+"""The installed observers (one, or a fan-out of several); *None* for none."""
+
+_installed: dict[str, Observer] = {}
+
+
+def install(name: str, observer: Observer) -> None:
+    """Install *observer* under *name*, replacing any with that name."""
+    global hooks  # noqa: PLW0603 - the one switch the hot paths read
+    _installed[name] = observer
+    hooks = _combined()
+
+
+def uninstall(name: str) -> None:
+    """Remove the observer installed under *name*, if any."""
+    global hooks  # noqa: PLW0603 - the one switch the hot paths read
+    _installed.pop(name, None)
+    hooks = _combined()
+
+
+def _combined() -> Observer | None:
+    observers = list(_installed.values())
+    if not observers:
+        return None
+    if len(observers) == 1:
+        return observers[0]
+    return _FanOut(observers)
+
+
+class _FanOut:
+    """Several observers as one: each is told everything."""
+
+    def __init__(self, observers: list[Observer]) -> None:
+        self.observers = observers
+
+    def request(
+        self,
+        transport: Transport,
+        method: str,
+        path: Sequence[str],
+        query: Sequence[tuple[str, str]],
+        resend: int,
+    ) -> RequestTrace:
+        return _Requests(
+            [o.request(transport, method, path, query, resend) for o in self.observers]
+        )
+
+    def watch(
+        self,
+        kind: WatchKind,
+        base_url: str | None,
+        thread_id: str | None,
+        run_id: str | None,
+    ) -> WatchTrace | None:
+        traces = [o.watch(kind, base_url, thread_id, run_id) for o in self.observers]
+        kept = [t for t in traces if t is not None]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else _Watches(kept)
+
+
+class _Requests:
+    def __init__(self, traces: list[RequestTrace]) -> None:
+        self.traces = traces
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        for trace in self.traces:
+            trace.answered(status, headers)
+
+    def failed(self, exc: BaseException) -> None:
+        for trace in self.traces:
+            trace.failed(exc)
+
+
+class _Watches:
+    def __init__(self, traces: list[WatchTrace]) -> None:
+        self.traces = traces
+
+    def active(self, resend: int) -> AbstractContextManager[None]:
+        return _all_active(self.traces, resend)
+
+    def saw(self, run: Run, changed: bool) -> None:
+        for trace in self.traces:
+            trace.saw(run, changed)
+
+    def tools(self, handler: ToolHandler) -> ToolHandler:
+        for trace in self.traces:
+            handler = trace.tools(handler)
+        return handler
+
+    def finish(self, machine: WatchMachine, error: Exception | None) -> None:
+        for trace in self.traces:
+            trace.finish(machine, error)
+
+    def close(self) -> None:
+        for trace in self.traces:
+            trace.close()
+
+
+@contextmanager
+def _all_active(traces: list[WatchTrace], resend: int) -> Iterator[None]:
+    with ExitStack() as stack:
+        for trace in traces:
+            stack.enter_context(trace.active(resend))
+        yield
