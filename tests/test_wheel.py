@@ -1,0 +1,60 @@
+"""The timer wheel per-task watches sleep on: batched on a grid, never early, never late past a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+
+from openai_runs import _wheel
+
+
+def test_sleeps_end_together_on_the_grid_never_early() -> None:
+    """Fifty sleeps of scattered lengths each end at the first grid point at or
+    after their time, so the ones in one slot wake in one batch; none ends
+    before its time."""
+
+    async def main() -> list[tuple[float, float]]:
+        loop = asyncio.get_running_loop()
+        rng = random.Random(7)
+
+        async def one(delay: float) -> tuple[float, float]:
+            asked = loop.time() + delay
+            await _wheel.sleep(delay)
+            return asked, loop.time()
+
+        return await asyncio.gather(*(one(rng.uniform(0.01, 0.08)) for _ in range(50)))
+
+    for asked, woke in asyncio.run(main()):
+        grid = math.ceil(asked / _wheel.TICK) * _wheel.TICK
+        assert woke >= asked
+        assert woke >= grid - 1e-6  # at its grid point, not at its own time
+
+
+def test_a_sleep_is_not_rounded_past_its_limit() -> None:
+    """A sleep whose grid point would fall past its limit (a deadline) ends at
+    its own time instead."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        # Start just past a grid point, so that rounding up adds most of a tick.
+        await _wheel.sleep(0.0)
+        started = loop.time()
+        await _wheel.sleep(0.001, limit=0.002)
+        return loop.time() - started
+
+    took = asyncio.run(main())
+    assert took < _wheel.TICK - 0.002
+
+
+def test_a_cancelled_sleep_leaves_the_others_to_end() -> None:
+    """Cancelling one sleep of a slot does not disturb the others in it."""
+
+    async def main() -> list[bool]:
+        sleeps = [asyncio.create_task(_wheel.sleep(0.03)) for _ in range(3)]
+        await asyncio.sleep(0)
+        sleeps[1].cancel()
+        await asyncio.gather(*sleeps, return_exceptions=True)
+        return [t.cancelled() for t in sleeps]
+
+    assert asyncio.run(main()) == [False, True, False]
