@@ -9,15 +9,13 @@ bodies built to fall between them.
 from __future__ import annotations
 
 import copy
-import functools
+import json
 from typing import Any
 
 import attrs
 import cattrs
 import pytest
-from _spec import json_schema
-from hypothesis import HealthCheck, given, settings
-from hypothesis_jsonschema import from_schema
+from _spec import response_examples, schema_examples
 
 from openai_runs import converter
 from openai_runs._converter import _configure
@@ -247,34 +245,27 @@ def test_user_hook_on_a_fresh_converter_is_called() -> None:
     assert mine.structure(RUN, Run).status == "mine"
 
 
-@functools.cache
-def _payloads(schema_name: str) -> Any:
-    schema = json_schema(schema_name)
-    schema["type"] = "object"
-    return from_schema(schema)
+MODEL_OF_SCHEMA: dict[str, Any] = {
+    "RunObject": Run,
+    "RunStepObject": RunStep,
+    "ListRunsResponse": Page[Run],
+    "ListRunStepsResponse": Page[RunStep],
+}
 
 
-FEW = settings(
-    max_examples=10,
-    deadline=None,
-    database=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.filter_too_much,
+@pytest.mark.parametrize(
+    ("schema_name", "text"),
+    [
+        pytest.param(name, text, id=label)
+        for label, name, text in response_examples()
+        if name in MODEL_OF_SCHEMA
+    ]
+    + [
+        pytest.param(name, text, id=f"{name}.example")
+        for name, text in schema_examples()
+        if name in MODEL_OF_SCHEMA
     ],
 )
-
-
-@FEW
-@given(payload=_payloads("RunObject"))
-def test_generated_runs_agree(payload: dict[str, Any]) -> None:
-    """Any run valid under the spec structures the same on both paths."""
-    assert_same(payload, Run)
-
-
-@FEW
-@given(payload=_payloads("RunStepObject"))
-def test_generated_steps_agree(payload: dict[str, Any]) -> None:
-    """Any run step valid under the spec structures the same on both paths."""
-    assert_same(payload, RunStep)
+def test_spec_examples_agree(schema_name: str, text: str) -> None:
+    """Every example of the API reference structures the same on both paths."""
+    assert_same(json.loads(text), MODEL_OF_SCHEMA[schema_name])
