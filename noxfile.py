@@ -6,7 +6,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "compat", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 # Only PyPI is reachable from CI: use the Pythons this machine has, never a
 # downloaded build, and skip (with a message) a version it lacks.
@@ -56,8 +56,19 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session(python=PYTHONS)
+@nox.session(python=COVERAGE_PYTHON)
 def tests(session: nox.Session) -> None:
+    """The suite on the first Python the package supports, with coverage."""
+    _test_wheel(session, coverage=True)
+
+
+@nox.session(python=PYTHONS[1:])
+def compat(session: nox.Session) -> None:
+    """The same suite on every other Python the classifiers claim."""
+    _test_wheel(session, coverage=False)
+
+
+def _test_wheel(session: nox.Session, *, coverage: bool) -> None:
     # The built wheel, as users install it: a file the wheel leaves out, or
     # a version it gets wrong, fails here and not after a release.
     wheel_dir = Path(session.create_tmp()) / "wheel"
@@ -91,14 +102,22 @@ def tests(session: nox.Session) -> None:
         "PYTHONSAFEPATH": "1",
         "OPENAI_RUNS_TEST_INSTALLED": "1",
     }
-    pytest = ["pytest", "-p", "no:cacheprovider", *session.posargs]
-    if session.python != COVERAGE_PYTHON:
-        session.run(*pytest, env=env)
+    pytest = ["pytest", "-p", "no:cacheprovider"]
+    if session.posargs:  # what the caller names, as named
+        runs = [[*pytest, *session.posargs]]
+    else:
+        # Every test but the timing ones on one pytest-xdist worker per core,
+        # then the timing ones (marked in tests/conftest.py) in one process.
+        runs = [[*pytest, "-n", "auto", "-m", "not serial"], [*pytest, "-m", "serial"]]
+    if not coverage:
+        for run in runs:
+            session.run(*run, env=env)
         return
     # coverage run, not pytest-cov: our pytest11 plugin imports the package
     # before pytest-cov would start measuring.
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", *pytest, env=env)
+    for run in runs:
+        session.run("coverage", "run", "-m", *run, env=env)
     session.run("coverage", "combine", "--quiet")
     # A partial run (a file named on the command line) covers part of the
     # package, so only a full run is held to the threshold.

@@ -11,11 +11,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from . import RunsClient, RunWatcher, converter, tool_registry
+from . import RunsClient, RunWatcher, _observe, converter, tool_registry
 from ._client import FOUNDRY_ENDPOINT_ENV
 from .auth import TokenCredential
 from .exceptions import (
@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = _parser().parse_args(argv)
     try:
-        code: int = asyncio.run(args.command(args))
+        with _log_requests() if args.verbose else contextlib.nullcontext():
+            code: int = asyncio.run(args.command(args))
         sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
@@ -92,7 +93,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+@contextlib.contextmanager
+def _log_requests() -> Iterator[None]:
+    """`--verbose`: each HTTP attempt, one line on stderr (never the key)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("openai-runs: %(message)s"))
+    log = _observe.request_log
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    _observe.install("verbose", _observe.RequestLog())
+    try:
+        yield
+    finally:
+        _observe.uninstall("verbose")
+        log.removeHandler(handler)
+
+
+def _add_verbose(
+    parser: argparse.ArgumentParser, common: argparse.ArgumentParser
+) -> None:
+    """`--verbose` before the command or after it: `openai-runs -v get ...`."""
+    verbose = "log each HTTP request in one line on stderr"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    # SUPPRESS: a command without the flag keeps the one given before it.
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose
+    )
+
+
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - a line per option
     parser = argparse.ArgumentParser(
         prog="openai-runs",
         description="Inspect, watch and emulate OpenAI Assistants runs.",
@@ -109,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: AZURE_AI_PROJECT_ENDPOINT)",
     )
     common.add_argument("--json", action="store_true", help="print JSON")
+    _add_verbose(parser, common)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(

@@ -78,6 +78,7 @@ from .models import (
     ToolOutput,
     TruncationStrategy,
 )
+from .store import RunStore
 
 __all__ = ["CreateAndPollParams", "RunCreateParams", "RunSteps", "Runs", "RunsClient"]
 
@@ -585,7 +586,9 @@ async def _observed(
     """Send one attempt with the installed observers told of it."""
     hooks = _observe.hooks
     assert hooks is not None
-    trace = hooks.request(transport, method, path, query, resend)
+    trace = hooks.request(
+        transport, method, path, query, resend + _observe.resends.get()
+    )
     try:
         answer = await transport.request(
             method, path, params=query, body=data, timeout=timeout
@@ -905,6 +908,8 @@ class Runs:
     def watch_many(
         self,
         runs: Iterable[RunRef] | AsyncIterable[RunRef],
+        *,
+        store: RunStore | None = None,
         **options: Unpack[WatchOptions],
     ) -> AsyncGenerator[WatchResult, None]:
         """Watch many runs; yield each one's result as it ends.
@@ -924,11 +929,23 @@ class Runs:
         started is cancelled and awaited. Without `aclosing`, the watches
         still running are cancelled when the generator is garbage collected.
 
+        With a *store* ([SQLiteRunStore][openai_runs.store.SQLiteRunStore],
+        `RedisRunStore`), each run is recorded as it is read, its status as
+        it changes and how its watch ended, and
+        [resume_many][openai_runs.Runs.resume_many] goes on with the runs
+        that had not ended (after a crash, or in another process). The
+        runs are claimed in the store: a run the store has seen end, or that
+        another live worker holds, is skipped (not watched, not yielded), and
+        a result is yielded only once its end is recorded. The writes are
+        batched in a task of their own; the watches never wait for them.
+
         Args:
             runs: [Run][openai_runs.Run]s, `(thread_id, run_id)` or
                 `(thread_id, run_id, key)` tuples, as a plain or an async
                 iterable (read while watching, so work can be fed in as
-                earlier runs end).
+                earlier runs end). With a *store*, a key must be a JSON value.
+            store: A [RunStore][openai_runs.store.RunStore] to record the
+                runs in, or *None*.
             **options: The [WatchOptions][openai_runs.WatchOptions], for
                 every run. *on_status* runs in the poll's task: keep it quick;
                 what it raises ends that run's watch.
@@ -940,8 +957,47 @@ class Runs:
         Raises:
             InvalidRequestError: A bad option (at once) or a bad item in
                 *runs* (when it is read).
+            StoreError: The store could not be written (the runs recorded
+                so far stay recorded).
         """
-        return watch_many(self._client, runs, Settings.of(options))
+        return watch_many(self._client, runs, Settings.of(options), store=store)
+
+    def resume_many(
+        self, store: RunStore, **options: Unpack[WatchOptions]
+    ) -> AsyncGenerator[WatchResult, None]:
+        """Go on with the runs of *store* whose watches had not ended.
+
+        The counterpart of `watch_many(runs, store=store)` after a crash, or
+        for a pool of workers sharing a store: it claims the store's open
+        runs (in batches, oldest first), watches them as `watch_many` does
+        and yields one [WatchResult][openai_runs.WatchResult] per run. Runs
+        another worker holds are left to it while its lease is renewed, and
+        taken over when the lease lapses (the worker died); it returns once
+        every run in the store has ended. Each run is reported once across
+        every worker: a result is yielded only after its end is recorded,
+        and the write is refused to a worker whose claim was taken over.
+
+        Each resumed watch starts afresh: *timeout* counts from when the run
+        is claimed (the run's own expiry still bounds it), and the first
+        poll is reported as a change of status.
+
+        Args:
+            store: The [RunStore][openai_runs.store.RunStore] a `watch_many`
+                recorded its runs in.
+            **options: The [WatchOptions][openai_runs.WatchOptions], as for
+                `watch_many`.
+
+        Returns:
+            An async generator of one [WatchResult][openai_runs.WatchResult]
+            per run it finished.
+
+        Raises:
+            InvalidRequestError: A bad option (at once).
+            StoreError: The store could not be read or written.
+        """
+        return watch_many(
+            self._client, (), Settings.of(options), store=store, resume=True
+        )
 
     async def create_and_poll(
         self,

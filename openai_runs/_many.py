@@ -9,17 +9,19 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from typing import Any
 
 import attrs
 
 from . import _observe
 from ._budget import DEFAULT_MAX_IN_FLIGHT
+from ._journal import Journal
 from ._watch_core import Finish, Send, Serve, Settings, Sleep, WatchMachine
 from ._watcher import Clock, WatchClient, report, send, serve
 from .exceptions import InvalidRequestError, OpenAIRunsError
 from .models import Run
+from .store import RunStore
 
 __all__ = ["RunRef", "WatchResult", "watch_many"]
 
@@ -92,21 +94,35 @@ async def watch_many(
     settings: Settings,
     *,
     clock: Clock = time.monotonic,
+    store: RunStore | None = None,
+    resume: bool = False,
 ) -> AsyncGenerator[WatchResult, None]:
-    """Watch many runs; the implementation of `Runs.watch_many`.
+    """Watch many runs; the implementation of `Runs.watch_many` and `resume_many`.
 
-    Its docstring says what the arguments do; *client* polls.
+    Their docstrings say what the arguments do; *client* polls. With a
+    *store*, the runs are recorded there (see [Journal][]); with *resume*,
+    *runs* is ignored and the store's open runs are claimed instead.
     """
     scheduler = _Scheduler(client, settings, clock)
-    feeder = asyncio.create_task(scheduler.feed(runs))
+    journal = None if store is None else _recorded_in(store, scheduler)
+    results = scheduler.results if journal is None else journal.confirmed
+    feeder = asyncio.create_task(
+        journal.claim_all() if resume and journal else scheduler.feed(runs)
+    )
     feeder.add_done_callback(lambda _: scheduler.notify())
     try:
         while True:
-            while scheduler.results:
-                yield scheduler.results.popleft()
+            if journal is not None:
+                journal.check()
+                if scheduler.results:
+                    journal.finish(scheduler.results)
+            while results:
+                yield results.popleft()
             if feeder.done():
                 feeder.result()  # a bad item in *runs* ends it all
-                if not (scheduler.heap or scheduler.working):
+                if not (scheduler.heap or scheduler.working) and (
+                    journal is None or journal.idle
+                ):
                     return
             await scheduler.step()
     finally:
@@ -119,6 +135,20 @@ async def watch_many(
         for _, _, watch in scheduler.heap:
             if watch.machine.trace is not None:
                 watch.machine.trace.close()
+        if journal is not None:
+            await journal.close()
+
+
+def _recorded_in(store: RunStore, scheduler: _Scheduler) -> Journal:
+    """Have *scheduler*'s runs claimed in, and recorded to, *store*."""
+    journal = Journal(store)
+    settings = scheduler.settings
+    scheduler.settings = attrs.evolve(
+        settings, on_status=journal.hook(settings.on_status)
+    )
+    journal.attach(scheduler.start, scheduler.notify)
+    scheduler.admit = journal.offer
+    return journal
 
 
 class _Scheduler:
@@ -153,6 +183,9 @@ class _Scheduler:
         self.max_sending: int | None = getattr(
             budget, "max_in_flight", DEFAULT_MAX_IN_FLIGHT
         )
+        # Where a run read from the caller goes: straight to the heap, or
+        # first to the store to be claimed.
+        self.admit: Callable[[str, str, Any], None] = self.start
 
     async def feed(self, runs: Iterable[RunRef] | AsyncIterable[RunRef]) -> None:
         """Read *runs* into the heap, each first poll spread over a cadence."""
@@ -164,6 +197,7 @@ class _Scheduler:
                 self.add(ref)
 
     def add(self, ref: RunRef) -> None:
+        """Take one item of the caller's *runs*."""
         given: object = ref  # a caller's iterable may hold anything
         key = None
         if isinstance(given, Run):
@@ -175,6 +209,10 @@ class _Scheduler:
             raise InvalidRequestError(
                 "runs", f"expected a Run or (thread_id, run_id[, key]), got {ref!r}"
             )
+        self.admit(thread_id, run_id, key)
+
+    def start(self, thread_id: str, run_id: str, key: Any) -> None:
+        """Start watching a run: its first poll goes on the heap."""
         now = self.clock()
         machine = WatchMachine(
             thread_id,

@@ -8,18 +8,21 @@ OpenTelemetry code lives in `openai_runs.telemetry`.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ._http import Transport
     from ._tools import ToolHandler
     from ._watch_core import WatchMachine
-    from .models import Run
 
 __all__ = [
     "Observer",
+    "RequestLog",
     "RequestTrace",
     "WatchKind",
     "WatchTrace",
@@ -51,8 +54,8 @@ class WatchTrace(Protocol):
         *resend* is how many attempts of this request failed before it.
         """
 
-    def saw(self, run: Run, changed: bool) -> None:
-        """The watch saw *run*; *changed* if its status differs from the last."""
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        """The watch saw `machine.run`; *changed* if its status differs."""
 
     def tools(self, handler: ToolHandler) -> ToolHandler:
         """Wrap *handler* so that each tool call it serves is observed."""
@@ -60,8 +63,13 @@ class WatchTrace(Protocol):
     def finish(self, machine: WatchMachine, error: Exception | None) -> None:
         """The machine ended the watch, with the run or with *error*."""
 
-    def close(self) -> None:
-        """The driver let go of the watch; end it if [finish][] did not."""
+    def close(self, error: BaseException | None = None) -> None:
+        """The driver let go of the watch; end it (once).
+
+        Called from the drivers' `finally`: a watch the machine did not
+        finish ends with what is raising there (`sys.exception()`), or with
+        *error* when given.
+        """
 
 
 class Observer(Protocol):
@@ -89,6 +97,20 @@ class Observer(Protocol):
 
 hooks: Observer | None = None
 """The installed observers (one, or a fan-out of several); *None* for none."""
+
+resends: ContextVar[int] = ContextVar("openai_runs_resends", default=0)
+"""Failed attempts of the request a watch is sending (set by `WatchTrace.active`)."""
+
+
+@contextmanager
+def resending(count: int) -> Iterator[None]:
+    """Say, for the requests sent inside the block, how many attempts failed before."""
+    token = resends.set(count)
+    try:
+        yield
+    finally:
+        resends.reset(token)
+
 
 _installed: dict[str, Observer] = {}
 
@@ -168,9 +190,9 @@ class _Watches:
     def active(self, resend: int) -> AbstractContextManager[None]:
         return _all_active(self.traces, resend)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
         for trace in self.traces:
-            trace.saw(run, changed)
+            trace.saw(machine, changed)
 
     def tools(self, handler: ToolHandler) -> ToolHandler:
         for trace in self.traces:
@@ -181,9 +203,9 @@ class _Watches:
         for trace in self.traces:
             trace.finish(machine, error)
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         for trace in self.traces:
-            trace.close()
+            trace.close(error)
 
 
 @contextmanager
@@ -192,3 +214,81 @@ def _all_active(traces: list[WatchTrace], resend: int) -> Iterator[None]:
         for trace in traces:
             stack.enter_context(trace.active(resend))
         yield
+
+
+request_log = logging.getLogger("openai_runs.requests")
+"""Where [RequestLog][] writes: one INFO line per HTTP attempt."""
+
+
+class RequestLog:
+    """An observer that logs each HTTP attempt in one line (the CLI's `--verbose`).
+
+    `GET /threads/thread_1/runs/run_1 -> 200 in 12.3 ms (attempt 1, request id
+    req_1)`: the method, the path (ids only: never the query, the headers or
+    the key), the status or the failure, the time, and which attempt it was.
+    """
+
+    def request(
+        self,
+        transport: Transport,
+        method: str,
+        path: Sequence[str],
+        query: Sequence[tuple[str, str]],
+        resend: int,
+    ) -> RequestTrace:
+        where = transport.scrub_text(f"{method} /{'/'.join(path)}")
+        return _LoggedRequest(where, resend + 1)
+
+    def watch(
+        self,
+        kind: WatchKind,
+        base_url: str | None,
+        thread_id: str | None,
+        run_id: str | None,
+    ) -> WatchTrace | None:
+        return _AttemptsOnly()
+
+
+class _AttemptsOnly:
+    """A watch trace that only counts a watch's retries as attempts."""
+
+    def active(self, resend: int) -> AbstractContextManager[None]:
+        return resending(resend)
+
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        pass
+
+    def tools(self, handler: ToolHandler) -> ToolHandler:
+        return handler
+
+    def finish(self, machine: WatchMachine, error: Exception | None) -> None:
+        pass
+
+    def close(self, error: BaseException | None = None) -> None:
+        pass
+
+
+class _LoggedRequest:
+    __slots__ = ("attempt", "started", "where")
+
+    def __init__(self, where: str, attempt: int) -> None:
+        self.where = where
+        self.attempt = attempt
+        self.started = time.perf_counter()
+
+    def answered(self, status: int, headers: Mapping[str, str]) -> None:
+        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        self._log(str(status), f", request id {request_id}" if request_id else "")
+
+    def failed(self, exc: BaseException) -> None:
+        self._log(type(exc).__name__, "")
+
+    def _log(self, outcome: str, extra: str) -> None:
+        request_log.info(
+            "%s -> %s in %.1f ms (attempt %d%s)",
+            self.where,
+            outcome,
+            (time.perf_counter() - self.started) * 1000,
+            self.attempt,
+            extra,
+        )

@@ -262,9 +262,9 @@ class RunStream:
             )
         try:
             await self._open(self._path, self._body)
-        except BaseException:
+        except BaseException as exc:
             if self._trace is not None:
-                self._trace.close()
+                self._trace.close(exc)
             raise
         self._events = self._produce()
 
@@ -509,14 +509,16 @@ class RunStream:
 
     async def _catch_up(self, run: Run) -> AsyncIterator[StreamEvent]:
         """Events for the steps and messages made since the stream last showed them."""
+        trace = self._trace
         try:
-            steps = [
-                step
-                async for step in self._client.runs.steps.list(
-                    run.thread_id, run.id, order="asc", limit=100
-                )
-            ]
-            messages = await self._messages_of(run)
+            with contextlib.nullcontext() if trace is None else trace.active(0):
+                steps = [
+                    step
+                    async for step in self._client.runs.steps.list(
+                        run.thread_id, run.id, order="asc", limit=100
+                    )
+                ]
+                messages = await self._messages_of(run)
         except (APIStatusError, APIConnectionError, APIDecodeError) as exc:
             # The run's own status still comes; these are extras.
             logger.debug("stream of %s: catching up failed: %s", run.id, exc)

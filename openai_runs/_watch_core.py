@@ -431,7 +431,7 @@ class WatchMachine:
         first = self.run is None
         self.run = run
         if self.trace is not None:
-            self.trace.saw(run, changed)
+            self.trace.saw(self, changed)
         if changed:
             self._interval = self.policy.initial
         if first:

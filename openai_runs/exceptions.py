@@ -24,7 +24,8 @@ OpenAIRunsError
 │       ├── ResponseTooLargeError           ... longer than max_response_bytes
 │       └── StreamDecodeError               an event stream that is not what it sends
 ├── WatchTimeoutError (also TimeoutError)   a watch outlived its deadline
-└── ToolCallError                           a tool handler failed during a watch
+├── ToolCallError                           a tool handler failed during a watch
+└── StoreError                              a run store could not be read or written
 ```
 
 The names follow openai-python's where they mean the same thing. No message,
@@ -62,6 +63,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "StoreError",
     "StreamDecodeError",
     "ThreadLockedError",
     "ToolCallError",
@@ -372,6 +374,16 @@ class ToolCallError(OpenAIRunsError):
         self.run = run
         self.tool_call = tool_call
         self.cancel_landed = cancel_landed
+
+
+class StoreError(OpenAIRunsError):
+    """A run store (`openai_runs.store`, `openai_runs.redis`) failed.
+
+    The file could not be opened or written (a bad path, a full disk, a
+    database locked past its busy timeout), or Redis did not answer. The
+    store's own error is the `__cause__`. `watch_many` and `resume_many`
+    stop with it: what they had recorded stays in the store.
+    """
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

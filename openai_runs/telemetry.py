@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 try:
     from opentelemetry import context as otel_context
@@ -50,8 +50,9 @@ except ImportError as exc:  # pragma: no cover - tested in a child process
 from yarl import URL
 
 from . import __version__, _observe
+from ._http import _segment
 from ._tools import _invoke
-from .models import Run, ToolCall
+from .models import ToolCall
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -66,7 +67,6 @@ __all__ = ["instrument", "uninstrument"]
 
 _NAME: Final = "openai_runs"
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
-_RESEND: Final = otel_context.create_key("openai_runs.resend")
 
 REQUEST_ID: Final = "openai_runs.request_id"
 """The API's request id (`x-request-id`, or Azure's `apim-request-id`)."""
@@ -169,7 +169,11 @@ def instrument(
 
 
 def uninstrument() -> None:
-    """Stop recording; requests and watches already under way end unrecorded."""
+    """Stop recording new requests and watches.
+
+    A watch already under way still ends its span (without spans for the
+    requests it sends from now on).
+    """
     _observe.uninstall("opentelemetry")
 
 
@@ -300,7 +304,7 @@ def _url(
     path: Sequence[str],
     query: Sequence[tuple[str, str]],
 ) -> str:
-    url = server.base + "/" + "/".join(quote(p, safe="") for p in path)
+    url = server.base + "/" + "/".join([_segment(p) for p in path])
     pairs = [*transport.query, *query]
     if pairs:
         url += "?" + urlencode(
@@ -344,7 +348,6 @@ class _Request:
     ) -> None:
         server = telemetry.server(transport.base_url)
         template = server.prefix + _template(path)
-        resend += otel_context.get_value(_RESEND) or 0  # type: ignore[operator]
         self.telemetry = telemetry
         self.attributes: dict[str, Any] = {
             "http.request.method": method,
@@ -406,8 +409,8 @@ class _Watch:
         "finished",
         "kind",
         "machine",
+        "model",
         "provider",
-        "run",
         "span",
         "started",
         "telemetry",
@@ -441,7 +444,7 @@ class _Watch:
             name, kind=SpanKind.INTERNAL, attributes=attributes
         )
         self.started = time.perf_counter()
-        self.run: Run | None = None
+        self.model: str | None = None
         self.machine: WatchMachine | None = None
         self.error: Exception | None = None
         self.finished = False
@@ -453,18 +456,19 @@ class _Watch:
 
     @contextmanager
     def _active(self, resend: int) -> Iterator[None]:
-        ctx = trace.set_span_in_context(self.span)
-        if resend:
-            ctx = otel_context.set_value(_RESEND, resend, ctx)
-        token = otel_context.attach(ctx)
+        token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
-            yield
+            with _observe.resending(resend):
+                yield
         finally:
             otel_context.detach(token)
 
-    def saw(self, run: Run, changed: bool) -> None:
+    def saw(self, machine: WatchMachine, changed: bool) -> None:
+        run = machine.run
+        assert run is not None
         span = self.span
-        if self.run is None:
+        if self.machine is None:
+            self.machine = machine
             span.set_attributes(
                 {
                     "gen_ai.conversation.id": run.thread_id,
@@ -472,10 +476,10 @@ class _Watch:
                     "gen_ai.agent.id": run.assistant_id,
                 }
             )
-        if run.model and (self.run is None or self.run.model != run.model):
+        if run.model and run.model != self.model:
+            self.model = run.model
             span.set_attribute("gen_ai.request.model", run.model)
             span.set_attribute("gen_ai.response.model", run.model)
-        self.run = run
         if changed:
             span.add_event(STATUS_EVENT, {RUN_STATUS: str(run.status)})
 
@@ -524,21 +528,24 @@ class _Watch:
             self.error = error
         self.finished = True
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         telemetry, span = self.telemetry, self.span
         elapsed = time.perf_counter() - self.started
-        # Called from the drivers' `finally`: what is raising is what ended it.
-        raised = sys.exception()
-        error: BaseException | None = self.error
-        if error is None and isinstance(raised, Exception):
-            error = raised
-        machine, run = self.machine, self.run
+        if self.finished:
+            error = self.error
+        else:
+            # What is raising in the driver's `finally` ended the watch (an
+            # unfinished watch ends only by an exception). Asked only here:
+            # after a normal end, sys.exception() may be a caller's own.
+            error = error or sys.exception()
+            if not isinstance(error, Exception):
+                error = None  # cancelled, or an iteration left early
+        machine = self.machine
+        run = None if machine is None else machine.run
         attributes: dict[str, Any] = {WATCH_KIND: self.kind}
-        if machine is not None and machine.run is not None:
-            run = machine.run
         if run is not None:
             attributes[RUN_STATUS] = str(run.status)
         if error is not None:

@@ -29,6 +29,12 @@ KEY = "sk-cli-test"
 OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 
 
+# As a user runs it: not in asyncio's debug mode, whose reports of slow
+# callbacks on a loaded machine would be taken for the command's output.
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+
+
 @pytest.fixture(name="emu", scope="module")
 def _emu() -> Iterator[Emulator]:
     emulator = Emulator(api_key=KEY, poll_after_ms=20)
@@ -260,7 +266,7 @@ def test_entry_point_serves_and_answers() -> None:
     """`openai-runs serve` binds loopback and `python -m openai_runs get` talks to it."""
     port = _free_port()
     env = {
-        **os.environ,
+        **child_env(),
         "OPENAI_API_KEY": "sk-emulator",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
     }
@@ -302,7 +308,7 @@ def entry_point(
         text=True,
         timeout=30,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**child_env(), **(env or {})},
     )
 
 
@@ -313,12 +319,19 @@ def serving(*args: str) -> Iterator[str]:
         [OPENAI_RUNS, "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
+        env=child_env(),
     )
     assert server.stderr is not None
     try:
-        announced = server.stderr.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+/v1", announced)
-        assert url is not None, announced
+        # The announcement, after anything else the child logs first (asyncio's
+        # debug mode reports a slow start-up on a loaded machine).
+        seen: list[str] = []
+        url = None
+        while line := server.stderr.readline():
+            seen.append(line)
+            if url := re.search(r"http://127\.0\.0\.1:\d+/v1", line):
+                break
+        assert url is not None, seen
         yield url.group(0)
     finally:
         server.send_signal(signal.SIGINT)
@@ -634,7 +647,7 @@ def test_a_timestamp_datetime_cannot_hold_is_shown_as_a_number(
 def test_json_output_into_a_closed_pipe_exits_quietly(emu: Emulator) -> None:
     """`--json | head`: a reader that went away gives exit 141 and no traceback."""
     thread, run = new_run(emu, RunScript.completed(after=0))
-    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.url}
+    env = {**child_env(), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": emu.url}
     proc = subprocess.Popen(
         [OPENAI_RUNS, "steps", thread, run, "--json"],
         stdout=subprocess.PIPE,
@@ -647,3 +660,47 @@ def test_json_output_into_a_closed_pipe_exits_quietly(emu: Emulator) -> None:
     assert b"Traceback" not in err, err.decode()
     assert b"BrokenPipe" not in err
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize(
+    "where", [["-v", "get"], ["get", "--verbose"]], ids=["before", "after"]
+)
+def test_verbose_logs_each_request_in_one_line(
+    emu: Emulator, capsys: pytest.CaptureFixture[str], where: list[str]
+) -> None:
+    """--verbose (before or after the command) logs method, path, status, time and attempt on stderr, never the key."""
+    thread, run = new_run(emu, RunScript.endless())
+    code, out, err = cli(capsys, *where, thread, run)
+    assert code == 0
+    assert run in out
+    (line,) = err.splitlines()
+    assert re.fullmatch(
+        rf"openai-runs: GET /threads/{thread}/runs/{run} -> 200 in [0-9.]+ ms "
+        r"\(attempt 1, request id req_\w+\)",
+        line,
+    )
+    assert KEY not in err
+    code, _, err = cli(capsys, "get", thread, run)
+    assert code == 0
+    assert err == ""
+
+
+def test_verbose_counts_the_attempts_of_a_watch(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a watch, the poll after a 429 is logged as attempt 2."""
+    from openai_runs.testing import Fault  # noqa: PLC0415
+
+    thread, run = new_run(emu, RunScript.completed(after=0.1))
+    emu.inject(Fault(run_id=run, status=429, retry_after=0.01, times=1))
+    try:
+        code, _, err = cli(capsys, "watch", "--verbose", thread, run)
+    finally:
+        emu.clear_faults()
+    assert code == 0
+    lines = [line for line in err.splitlines() if " -> " in line]
+    assert "-> 429 in" in lines[0]
+    assert "(attempt 1," in lines[0]
+    assert "-> 200 in" in lines[1]
+    assert "(attempt 2," in lines[1]
+    assert all("(attempt 1," in line for line in lines[2:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -112,7 +113,7 @@ def test_a_completed_watch_is_one_span_with_its_requests_as_children(
 
     async def body(emu: Emulator, client: RunsClient) -> Any:
         run = emu.create_run(
-            script=attrs.evolve(RunScript.completed(after=0.05), prompt_tokens=500),
+            script=attrs.evolve(RunScript.completed(after=0.3), prompt_tokens=500),
         )
         watcher = client.runs.watch(run["thread_id"], run["id"], policy=FAST)
         return run, await watcher, watcher.polls
@@ -356,7 +357,7 @@ def test_a_request_timeout_and_a_watch_timeout_are_errors(recorded: Recorded) ->
             )
         with pytest.raises(exc.WatchTimeoutError):
             await client.runs.poll(
-                run["thread_id"], run["id"], policy=FAST, timeout=0.1
+                run["thread_id"], run["id"], policy=FAST, timeout=0.5
             )
 
     against_emulator(body)
@@ -576,3 +577,125 @@ def test_the_package_works_without_opentelemetry() -> None:
     assert lines[0] == "completed"
     assert lines[1].startswith("ImportError:")
     assert "openai-runs[otel]" in lines[1]
+
+
+def test_telemetry_and_the_request_log_both_see_each_request(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the CLI's request log installed too, every attempt is both a span and a log line, and watches still trace."""
+    from openai_runs import _observe  # noqa: PLC0415
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(script=RunScript.completed(after=0.05))
+        emu.inject(Fault(status=429, retry_after=0.01, times=1))
+        return await client.runs.poll(run["thread_id"], run["id"], policy=FAST)
+
+    _observe.install("verbose", _observe.RequestLog())
+    try:
+        with caplog.at_level("INFO", logger="openai_runs.requests"):
+            against_emulator(body)
+    finally:
+        _observe.uninstall("verbose")
+    gets = sorted(recorded.named(RUN_GET), key=lambda s: s.start_time or 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "openai_runs.requests"]
+    assert len(lines) == len(gets) >= 2
+    assert "-> 429" in lines[0]
+    assert "(attempt 2," in lines[1]
+    assert (gets[1].attributes or {})["http.request.resend_count"] == 1
+    watch = recorded.one("watch_run")
+    assert all(child_of(span, watch) for span in gets)
+    assert KEY not in "".join(lines)
+
+
+def test_a_watch_awaited_while_handling_an_error_is_no_failure(
+    recorded: Recorded,
+) -> None:
+    """A watch that completes inside the caller's own except block is not marked with the caller's error."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(script=RunScript.completed(after=0.02))
+        try:
+            raise KeyError("the caller's own")
+        except KeyError:
+            return await client.runs.poll(run["thread_id"], run["id"], policy=FAST)
+
+    against_emulator(body)
+    watch = recorded.one("watch_run")
+    assert "error.type" not in (watch.attributes or {})
+    assert watch.status.status_code is StatusCode.UNSET
+
+
+def test_a_stream_with_a_tool_call_traces_the_tool_and_the_submit(
+    recorded: Recorded,
+) -> None:
+    """A stream that serves a tool: execute_tool and the streamed submit are children of stream_run."""
+    from openai_runs.models import FunctionDefinition, FunctionTool  # noqa: PLC0415
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = emu.create_thread()
+        tools = [FunctionTool(function=FunctionDefinition(name="get_weather"))]
+        async with client.runs.stream(
+            thread_id, assistant_id="asst_1", tools=tools, tool_handler=lambda _: "ok"
+        ) as stream:
+            return await stream.final_run()
+
+    run = against_emulator(
+        body, default_script=RunScript.requires_action(after=0.05, then=0.05)
+    )
+    assert run.status == "completed"
+    stream = recorded.one("stream_run")
+    tool = recorded.one("execute_tool get_weather")
+    submit = recorded.one(
+        "POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"
+    )
+    assert child_of(tool, stream)
+    assert child_of(submit, stream)
+    assert (stream.attributes or {})["openai_runs.run.status"] == "completed"
+    statuses = [
+        (e.attributes or {}).get("openai_runs.run.status") for e in stream.events
+    ]
+    assert "requires_action" in statuses
+
+
+def test_a_stream_refused_at_once_ends_its_span_with_the_error(
+    recorded: Recorded,
+) -> None:
+    """A stream whose request is a 404: stream_run ends with error.type NotFoundError, its POST span with 404."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        with pytest.raises(exc.NotFoundError):
+            async with client.runs.stream("thread_missing", assistant_id="asst_1"):
+                pass
+
+    against_emulator(body)
+    stream = recorded.one("stream_run")
+    assert (stream.attributes or {})["error.type"] == (
+        "openai_runs.exceptions.NotFoundError"
+    )
+    post = recorded.one("POST /v1/threads/{thread_id}/runs")
+    assert (post.attributes or {})["error.type"] == "404"
+    assert child_of(post, stream)
+    (active,) = recorded.points("openai_runs.watch.active")
+    assert active.value == 0
+
+
+def test_leaving_watch_many_early_ends_every_span(recorded: Recorded) -> None:
+    """Breaking out of watch_many ends the spans of the runs still watched (error.type cancelled); none stays in flight."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        done = emu.create_run(script=RunScript.completed(after=0.02))
+        endless = [emu.create_run(script=RunScript.endless()) for _ in range(3)]
+        refs = [(r["thread_id"], r["id"]) for r in [done, *endless]]
+        results = client.runs.watch_many(refs, policy=FAST)
+        async with contextlib.aclosing(results):
+            async for result in results:
+                assert result.run_id == done["id"]
+                break
+
+    against_emulator(body)
+    spans = recorded.named("watch_run")
+    assert len(spans) == 4
+    errors = sorted(str((s.attributes or {}).get("error.type")) for s in spans)
+    assert errors == ["None", "cancelled", "cancelled", "cancelled"]
+    (active,) = recorded.points("openai_runs.watch.active")
+    assert active.value == 0

@@ -43,11 +43,13 @@ from _clients import CLIENTS
 from _server import STEPS_RUN, THREAD
 from _stream import print_table as print_stream_table
 from _stream import stream_section
+from _telemetry import print_table as print_telemetry_table
+from _telemetry import telemetry_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 NAMES = ("openai_runs", "openai", "aiohttp")
-SECTIONS = ("http", "parse", "stream", "watch", "tasks")
+SECTIONS = ("http", "parse", "stream", "telemetry", "watch", "tasks")
 FLOOR = "aiohttp"
 
 
@@ -687,12 +689,17 @@ def main() -> None:
     parser.add_argument(
         "--no-stream", action="store_true", help="skip the stream figure"
     )
+    parser.add_argument(
+        "--no-telemetry", action="store_true", help="skip the telemetry figure"
+    )
     args = parser.parse_args()
     only = set(args.only)
     if args.no_watch:
         only -= {"watch", "tasks"}
     if args.no_stream:
         only.discard("stream")
+    if args.no_telemetry:
+        only.discard("telemetry")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     cfg = Settings(args.quick)
     started = time.monotonic()
@@ -715,6 +722,9 @@ def main() -> None:
         if "stream" in only:
             print("measuring streaming ...", file=sys.stderr)
             results["stream"] = stream_section(quick=cfg.quick)
+        if "telemetry" in only:
+            print("measuring telemetry ...", file=sys.stderr)
+            results["telemetry"] = telemetry_section(quick=cfg.quick)
         if "watch" in only:
             records = watch_section(url, cfg)
             results["watch_records"] = records
@@ -732,6 +742,8 @@ def main() -> None:
     print_tables(results)
     if "stream" in results:
         print_stream_table(results["stream"])
+    if "telemetry" in results:
+        print_telemetry_table(results["telemetry"])
     rows = scorecard(results)
     written = [str(args.json)]
     if rows is not None:

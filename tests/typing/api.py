@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, assert_type
 
+from opentelemetry import metrics, trace
+
 import openai_runs
 from openai_runs import (
     AsyncPager,
@@ -18,6 +20,7 @@ from openai_runs import (
     WatchPolicy,
     WatchResult,
     WatchState,
+    telemetry,
     tool_registry,
 )
 from openai_runs.auth import ApiKeyAuth, CredentialAuth, TokenAuth
@@ -250,3 +253,11 @@ def emulator_settings() -> None:
     emu.add_assistant(Assistant(id="asst_2", model="gpt-4.1"))
     emu.inject(Fault.preset("insufficient_quota", times=1))
     emu.inject(Fault(status=400, code="", message="Nope.", headers={"a": "b"}))
+
+
+def observability() -> None:
+    telemetry.instrument()
+    telemetry.instrument(
+        trace.get_tracer_provider(), metrics.get_meter_provider(), capture_content=True
+    )
+    telemetry.uninstrument()
