@@ -6,7 +6,9 @@ popped, O(log n) each) and wake one by one. Here a sleep is a future in a
 slot of a 25 ms grid (the grid `watch_many` sleeps on): one loop timer per
 slot wakes every watch due in it together, so their polls go out in one
 batch. A sleep ends at the first grid point at or after its time: never
-early, at most one tick late, and never past the bound it is given.
+early, at most one tick late, and never past the bound it is given. A sleep
+shorter than `SHORTEST` (a quick retry, a test's cadence) is exact: a tick
+late would be a large share of it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import asyncio
 import math
 import weakref
 
-__all__ = ["TICK", "sleep"]
+__all__ = ["SHORTEST", "TICK", "sleep"]
 
 TICK = 0.025
 """The grid, in seconds: as `watch_many`'s."""
+
+SHORTEST = 4 * TICK
+"""Shorter sleeps are not rounded: at most a quarter late, on the wheel."""
 
 
 class _Wheel:
@@ -56,13 +61,13 @@ _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wheel] = (
 async def sleep(delay: float, *, limit: float = math.inf) -> None:
     """Sleep *delay* seconds, rounded up to the grid but not past *limit* seconds.
 
-    A sleep the grid would take past *limit* (a deadline) sleeps exactly
-    *delay* instead.
+    A sleep shorter than `SHORTEST`, or one the grid would take past *limit*
+    (a deadline), sleeps exactly *delay* instead.
     """
     loop = asyncio.get_running_loop()
     now = loop.time()
     when = now + max(delay, 0.0)
-    if math.ceil(when / TICK) * TICK > now + limit:
+    if delay < SHORTEST or math.ceil(when / TICK) * TICK > now + limit:
         await asyncio.sleep(delay)
         return
     wheel = _wheels.get(loop)

@@ -10,9 +10,9 @@ from openai_runs import _wheel
 
 
 def test_sleeps_end_together_on_the_grid_never_early() -> None:
-    """Fifty sleeps of scattered lengths each end at the first grid point at or
-    after their time, so the ones in one slot wake in one batch; none ends
-    before its time."""
+    """Fifty sleeps of scattered lengths (100-180 ms) each end at the first grid
+    point at or after their time, so the ones in one slot wake in one batch;
+    none ends before its time."""
 
     async def main() -> list[tuple[float, float]]:
         loop = asyncio.get_running_loop()
@@ -23,7 +23,7 @@ def test_sleeps_end_together_on_the_grid_never_early() -> None:
             await _wheel.sleep(delay)
             return asked, loop.time()
 
-        return await asyncio.gather(*(one(rng.uniform(0.01, 0.08)) for _ in range(50)))
+        return await asyncio.gather(*(one(rng.uniform(0.1, 0.18)) for _ in range(50)))
 
     for asked, woke in asyncio.run(main()):
         grid = math.ceil(asked / _wheel.TICK) * _wheel.TICK
@@ -37,21 +37,37 @@ def test_a_sleep_is_not_rounded_past_its_limit() -> None:
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
-        # Start just past a grid point, so that rounding up adds most of a tick.
-        await _wheel.sleep(0.0)
+        # Rounding up to the grid adds up to a tick; the limit is just past
+        # the sleep's own time.
         started = loop.time()
-        await _wheel.sleep(0.001, limit=0.002)
+        await _wheel.sleep(0.1, limit=0.1005)
         return loop.time() - started
 
     took = asyncio.run(main())
-    assert took < _wheel.TICK - 0.002
+    assert 0.1 <= took < 0.1 + _wheel.TICK
+
+
+def test_a_short_sleep_is_exact() -> None:
+    """A sleep shorter than SHORTEST (a quick retry) is not rounded to the grid."""
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        tooks = []
+        for _ in range(3):
+            await _wheel.sleep(0.1)  # wakes on a grid point
+            started = loop.time()
+            await _wheel.sleep(0.002)  # rounded, it would end a tick later
+            tooks.append(loop.time() - started)
+        return tooks
+
+    assert min(asyncio.run(main())) < _wheel.TICK / 2
 
 
 def test_a_cancelled_sleep_leaves_the_others_to_end() -> None:
     """Cancelling one sleep of a slot does not disturb the others in it."""
 
     async def main() -> list[bool]:
-        sleeps = [asyncio.create_task(_wheel.sleep(0.03)) for _ in range(3)]
+        sleeps = [asyncio.create_task(_wheel.sleep(0.1)) for _ in range(3)]
         await asyncio.sleep(0)
         sleeps[1].cancel()
         await asyncio.gather(*sleeps, return_exceptions=True)
