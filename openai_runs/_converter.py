@@ -40,7 +40,11 @@ mark(_timestamp, "timestamp", _FLOAT_MAX)
 
 
 def _model_structure_hook(
-    cl: type, converter: cattrs.Converter, *, fast_path: bool = True
+    cl: type,
+    converter: cattrs.Converter,
+    *,
+    fast_path: bool = True,
+    built: dict[Any, Callable[[Any], Any]] | None = None,
 ) -> Callable[[Any, Any], Any]:
     """Structure *cl*, collecting keys it has no field for into `extra`."""
     attrs.resolve_types(get_origin(cl) or cl)
@@ -62,6 +66,10 @@ def _model_structure_hook(
 
     def get_fast() -> Callable[[Any], Any] | None:
         nonlocal fast, building
+        if fast is None and built is not None:
+            # cattrs builds a model's hook more than once (a field's hook is
+            # looked up without caching): the fast function once per converter.
+            fast = built.get(cl)
         if fast is None and not building and types is not None:
             building = True  # a model nested in itself calls its hook
             try:
@@ -73,6 +81,8 @@ def _model_structure_hook(
                     if name != "extra"
                 }
                 fast = build_model(converter, cl, hooks, known) or not_fast
+                if built is not None:
+                    built[cl] = fast
             finally:
                 building = False
         return None if fast is not_fast else fast
@@ -240,7 +250,8 @@ def _configure(
     """
     mark(converter.get_structure_hook(Any), "any")
     converter.register_structure_hook_factory(
-        _is_model, functools.partial(_model_structure_hook, fast_path=fast_path)
+        _is_model,
+        functools.partial(_model_structure_hook, fast_path=fast_path, built={}),
     )
     converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)

@@ -123,8 +123,8 @@ def _inline(gen: _Gen, indent: int, v: str, hook: Callable[..., Any], cl: Any) -
         _inline(gen, indent + 1, v, kind[1], kind[2])
     elif tag == "any":
         pass
-    elif tag == "tagged" and (resolved := _tagged(gen.conv, kind)) is not None:
-        by_tag, default = gen.bind(resolved[0]), gen.bind(resolved[1])
+    elif tag == "tagged":
+        by_tag, default = (gen.bind(x) for x in _tagged(gen.conv, kind))
         gen.emit(indent, f"if {v}.__class__ is not dict: raise _NotFast")
         gen.emit(indent, f"{v} = {by_tag}.get({v}.get('type'), {default})({v})")
     else:
@@ -142,8 +142,7 @@ def fast_callable(  # noqa: PLR0911 - one return per kind of hook
             fn: Callable[[Any], Any] | None = kind[1]()
             return fn
         if tag == "tagged":
-            resolved = _tagged(conv, kind)
-            return None if resolved is None else _tagged_callable(*resolved)
+            return _tagged_callable(*_tagged(conv, kind))
         if tag == "any":
             return _identity
         if tag == "scalar" and cl is not kind[1]:
@@ -176,19 +175,49 @@ def _identity(v: Any) -> Any:
 
 def _tagged(
     conv: Any, kind: FastKind
-) -> tuple[dict[Any, Callable[[Any], Any]], Callable[[Any], Any]] | None:
-    """A tagged union's fast functions by tag and its default's, if all have one.
+) -> tuple[dict[Any, Callable[[Any], Any]], Callable[[Any], Any]]:
+    """A tagged union's functions by tag, and its default's.
 
-    *kind* is `("tagged", {tag: variant}, default variant)`.
+    *kind* is `("tagged", {tag: variant}, default variant)`. Each variant's
+    fast function is generated when a value of it first comes (a run's tool
+    union has nine variants; most bodies use two or three).
     """
-    fast: dict[Any, Callable[[Any], Any]] = {}
-    for cl in (*kind[1].values(), kind[2]):
-        variant = kind_of(conv.get_structure_hook(cl))
-        fn = None if variant is None or variant[0] != "model" else variant[1]()
-        if fn is None:
-            return None
-        fast[cl] = fn
-    return {tag: fast[cl] for tag, cl in kind[1].items()}, fast[kind[2]]
+    by_tag: dict[Any, Callable[[Any], Any]] = {}
+    for tag, cl in kind[1].items():
+        by_tag[tag] = _variant(conv, cl, by_tag, tag)
+    return by_tag, _variant(conv, kind[2], None, None)
+
+
+def _variant(
+    conv: Any, cl: Any, table: dict[Any, Callable[[Any], Any]] | None, tag: Any
+) -> Callable[[Any], Any]:
+    """A function for variant *cl* that generates its fast function at first use.
+
+    It then takes its own place in *table*. A variant with no fast function
+    is structured by its hook, as cattrs' tagged-union hook does.
+    """
+    hook = conv.get_structure_hook(cl)
+    kind = kind_of(hook)
+
+    def by_hook(v: Any) -> Any:
+        return hook(v, cl)
+
+    if kind is None or kind[0] != "model":
+        return by_hook
+    getter = kind[1]
+    resolved: Callable[[Any], Any] | None = None
+
+    def first(v: Any) -> Any:
+        nonlocal resolved
+        if resolved is None:
+            resolved = getter()
+            if resolved is None:  # being generated (a model nested in itself)
+                return by_hook(v)
+            if table is not None:
+                table[tag] = resolved
+        return resolved(v)
+
+    return first
 
 
 def _tagged_callable(
@@ -222,22 +251,27 @@ def _list_callable(conv: Any, cl: Any) -> Callable[[Any], Any] | None:
             return list(v)
 
         return copy
-    gen = _Gen(conv)
-    gen.emit(0, "def fast_list(v):")
-    gen.emit(1, "if v.__class__ is not list: raise _NotFast")
     kind = kind_of(conv.get_structure_hook(elem))
-    resolved = None
     if kind is not None and kind[0] == "tagged":
-        resolved = _tagged(conv, kind)
-    if resolved is not None:
         # A list of a tagged union: the dispatch in line, one call an item.
-        by_tag, default = gen.bind(resolved[0]), gen.bind(resolved[1])
-        pick = f"{by_tag}.get(e.get('type'), {default})"
-        gen.emit(1, f"return [({pick} if e.__class__ is dict else _bad)(e) for e in v]")
-        gen.globs["_bad"] = _bad
-    else:
-        gen.emit(1, f"return [{gen.bind(fast)}(e) for e in v]")
-    return _compile(gen, "fast_list", f"<openai_runs fast {cl!r}>")
+        by_tag, default = _tagged(conv, kind)
+
+        def tagged_list(v: Any) -> Any:
+            if v.__class__ is not list:
+                raise _NotFast
+            return [
+                (by_tag.get(e.get("type"), default) if e.__class__ is dict else _bad)(e)
+                for e in v
+            ]
+
+        return tagged_list
+
+    def fast_list(v: Any) -> Any:
+        if v.__class__ is not list:
+            raise _NotFast
+        return [fast(e) for e in v]
+
+    return fast_list
 
 
 def _mapping_callable(conv: Any, cl: Any) -> Callable[[Any], Any] | None:

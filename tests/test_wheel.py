@@ -31,36 +31,42 @@ def test_sleeps_end_together_on_the_grid_never_early() -> None:
         assert woke >= grid - 1e-6  # at its grid point, not at its own time
 
 
+def _on_wheel() -> int:
+    """Sleeps now waiting in a slot of this loop's wheel."""
+    wheel = _wheel._wheels.get(asyncio.get_running_loop())
+    return 0 if wheel is None else sum(len(s) for s in wheel.slots.values())
+
+
 def test_a_sleep_is_not_rounded_past_its_limit() -> None:
-    """A sleep whose grid point would fall past its limit (a deadline) ends at
-    its own time instead."""
+    """A sleep whose grid point could fall past its limit (a deadline) is an
+    exact timer, not a slot of the wheel; one with room is a slot."""
 
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        # Rounding up to the grid adds up to a tick; the limit is just past
-        # the sleep's own time.
-        started = loop.time()
-        await _wheel.sleep(0.1, limit=0.1005)
-        return loop.time() - started
+    async def main() -> tuple[int, int]:
+        limited = asyncio.create_task(_wheel.sleep(0.1, limit=0.1005))
+        await asyncio.sleep(0)
+        on_wheel_limited = _on_wheel()
+        await limited
+        roomy = asyncio.create_task(_wheel.sleep(0.1, limit=1.0))
+        await asyncio.sleep(0)
+        on_wheel_roomy = _on_wheel()
+        await roomy
+        return on_wheel_limited, on_wheel_roomy
 
-    took = asyncio.run(main())
-    assert 0.1 <= took < 0.1 + _wheel.TICK
+    assert asyncio.run(main()) == (0, 1)
 
 
 def test_a_short_sleep_is_exact() -> None:
-    """A sleep shorter than SHORTEST (a quick retry) is not rounded to the grid."""
+    """A sleep shorter than SHORTEST (a quick retry) is an exact timer, not a
+    slot of the wheel."""
 
-    async def main() -> list[float]:
-        loop = asyncio.get_running_loop()
-        tooks = []
-        for _ in range(3):
-            await _wheel.sleep(0.1)  # wakes on a grid point
-            started = loop.time()
-            await _wheel.sleep(0.002)  # rounded, it would end a tick later
-            tooks.append(loop.time() - started)
-        return tooks
+    async def main() -> int:
+        short = asyncio.create_task(_wheel.sleep(_wheel.SHORTEST / 2))
+        await asyncio.sleep(0)
+        waiting = _on_wheel()
+        await short
+        return waiting
 
-    assert min(asyncio.run(main())) < _wheel.TICK / 2
+    assert asyncio.run(main()) == 0
 
 
 def test_a_cancelled_sleep_leaves_the_others_to_end() -> None:
