@@ -6,7 +6,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "compat", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 # Only PyPI is reachable from CI: use the Pythons this machine has, never a
 # downloaded build, and skip (with a message) a version it lacks.
@@ -56,19 +56,10 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session(python=COVERAGE_PYTHON)
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The suite on the first Python the package supports, with coverage."""
-    _test_wheel(session, coverage=True)
-
-
-@nox.session(python=PYTHONS[1:])
-def compat(session: nox.Session) -> None:
-    """The same suite on every other Python the classifiers claim."""
-    _test_wheel(session, coverage=False)
-
-
-def _test_wheel(session: nox.Session, *, coverage: bool) -> None:
+    """The suite on every Python the classifiers claim; coverage on the first."""
+    coverage = session.python == COVERAGE_PYTHON
     # The built wheel, as users install it: a file the wheel leaves out, or
     # a version it gets wrong, fails here and not after a release.
     wheel_dir = Path(session.create_tmp()) / "wheel"
@@ -142,6 +133,15 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".", *group("bench"))
     session.run("python", "tests/bench/bench.py", *session.posargs)
+
+
+@nox.session(name="scale-out")
+def scale_out(session: nox.Session) -> None:
+    # Four worker processes on one key against `serve --rate-limit 200`, with
+    # and without a shared RedisBudget (needs redis-server):
+    # nox -s scale-out -- [--workers 4] [--runs 1000] [--json PATH]
+    session.install("-e", ".", *group("bench"))
+    session.run("python", "tests/bench/scale_out.py", *session.posargs)
 
 
 @nox.session

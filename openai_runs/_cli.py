@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from . import RunsClient, RunWatcher, _observe, converter, tool_registry
+from . import RunsClient, RunWatcher, _cli_many, _observe, converter, tool_registry
 from ._client import FOUNDRY_ENDPOINT_ENV
 from .auth import TokenCredential
 from .exceptions import (
@@ -40,7 +40,14 @@ from .models import (
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import Assistant, Emulator, ManualClock, RunScript, ScriptedCall
+from .testing import (
+    Assistant,
+    Emulator,
+    ManualClock,
+    RateLimit,
+    RunScript,
+    ScriptedCall,
+)
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -188,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - a line per option
         help="cancel the run at the deadline and report how it ended",
     )
     p = command(
+        "watch-many",
+        _watch_many,
+        "Watch many runs (ids as JSON lines) with a store: resumable after a crash.",
+    )
+    _cli_many.add_arguments(p)
+    p = command(
         "stream", _stream, "Start a run on a thread and print its reply as it comes."
     )
     p.add_argument("thread_id", metavar="THREAD", help="the thread to run")
@@ -282,6 +295,13 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         choices=["error", "empty"],
         default="error",
         help="a list's answer to an unknown after/before id: 400 or an empty page",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_requests_per_second,
+        metavar="N",
+        help="answer 429 rate_limit_exceeded, with Retry-After, when one key sends "
+        "more than N requests a second (default: no limit)",
     )
     p.add_argument(
         "--strict-assistants",
@@ -575,6 +595,10 @@ async def _watch(args: argparse.Namespace) -> int:
     return await _call(args, action)
 
 
+async def _watch_many(args: argparse.Namespace) -> int:
+    return await _call(args, lambda client: _cli_many.watch_many_command(args, client))
+
+
 async def _stream(args: argparse.Namespace) -> int:
     async def action(client: RunsClient) -> int:
         stream = client.runs.stream(
@@ -626,6 +650,17 @@ def _seconds_or_never(text: str) -> float | None:
     return seconds
 
 
+def _requests_per_second(text: str) -> int:
+    """Parse --rate-limit: a whole number of requests, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _load_assistants(path: Path | None) -> list[Assistant]:
     """Read `--assistants`: a JSON array of objects with Assistant's fields.
 
@@ -667,6 +702,9 @@ async def _serve(args: argparse.Namespace) -> int:
         strict_assistants=args.strict_assistants,
         metadata_update=args.metadata_update,
         unknown_cursor=args.unknown_cursor,
+        rate_limit=None
+        if args.rate_limit is None
+        else RateLimit(requests=args.rate_limit, per=1.0),
     )
     try:
         await emulator.start(args.host, args.port)
@@ -676,6 +714,8 @@ async def _serve(args: argparse.Namespace) -> int:
     key = "any key" if args.key is None else f"key {args.key!r}"
     if args.dialect == "foundry":
         key = "any bearer token, api-version=v1"
+    if args.rate_limit is not None:
+        key += f", at most {args.rate_limit} requests a second per key"
     print(
         f"Serving the Runs API emulator on {emulator.url} ({key}); Ctrl-C stops it.",
         file=sys.stderr,

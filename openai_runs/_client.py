@@ -34,7 +34,6 @@ from ._safe_writes import create_thread_and_run as safe_create_thread_and_run
 from ._streaming import RunStream
 from ._thread_lock import active_run, wait_idle
 from ._threads import Messages, Threads
-from ._tools import ToolHandler
 from ._validation import (
     check_base_url,
     check_count,
@@ -723,10 +722,60 @@ class RunCreateParams(TypedDict, total=False):
 
 
 class CreateAndPollParams(RunCreateParams, WatchOptions, total=False):
-    """The create parameters and the watch options, for `create_and_poll`."""
+    """The create parameters and the watch options: `create_and_poll`, `stream`."""
+
+
+class ThreadRunCreateParams(TypedDict, total=False):
+    """The optional parameters of `create_thread_and_run` (and its stream).
+
+    Every one left out is not sent. As for
+    [RunCreateParams][openai_runs.RunCreateParams], but for these:
+
+    Attributes:
+        thread: The thread's messages, tool resources and metadata (a
+            [ThreadRequest][openai_runs.models.ThreadRequest] or its JSON); an
+            empty thread if left out.
+        tool_resources: Files and vector stores for the tools.
+        metadata: At most 16 string pairs, on the run.
+        idempotency_key: Tags the run's metadata as for
+            [create][openai_runs.Runs.create]; here only to recognise the run
+            later, since nothing lists threads to look in.
+    """
+
+    thread: ThreadRequest | Mapping[str, Any] | None
+    model: str | None
+    instructions: str | None
+    tools: Sequence[Tool | Mapping[str, Any]] | None
+    tool_resources: Mapping[str, Any] | None
+    metadata: Mapping[str, str] | None
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: TruncationStrategy | Mapping[str, Any] | None
+    tool_choice: str | NamedToolChoice | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    response_format: str | ResponseFormat | Mapping[str, Any] | None
+    idempotency_key: str | bool
+
+
+class ThreadRunStreamParams(ThreadRunCreateParams, WatchOptions, total=False):
+    """The create parameters and the watch options: `create_thread_and_run_stream`."""
 
 
 _CREATE_PARAMS = frozenset(RunCreateParams.__annotations__)
+_THREAD_RUN_PARAMS = frozenset(ThreadRunCreateParams.__annotations__)
+
+
+def _split(
+    params: Mapping[str, Any], create: frozenset[str]
+) -> tuple[dict[str, Any], WatchOptions]:
+    """Part *params* into create parameters and watch options; refuse the rest."""
+    unknown = set(params) - create - WATCH_OPTIONS
+    if unknown:
+        raise TypeError(f"unexpected parameter(s): {', '.join(sorted(unknown))}")
+    watch: Any = {k: v for k, v in params.items() if k in WATCH_OPTIONS}
+    return {k: v for k, v in params.items() if k in create}, watch
 
 
 class Runs:
@@ -1045,8 +1094,7 @@ class Runs:
             ToolCallError: The tool handler raised.
             APIStatusError: A permanent fault.
         """
-        given: dict[str, Any] = dict(params)
-        watch: Any = {k: given.pop(k) for k in WATCH_OPTIONS & set(given)}
+        given, watch = _split(params, _CREATE_PARAMS)
         Settings.of(watch)  # a bad watch option is refused before the create
         first = True
 
@@ -1139,19 +1187,9 @@ class Runs:
             raise TypeError(
                 f"unexpected create parameter(s): {', '.join(sorted(unknown))}"
             )
-        path = ("threads", check_id("thread_id", thread_id), "runs")
-        fields: dict[str, Any] = dict(params)
-        include = fields.pop("include", None)
-        tagged, key = idempotency_metadata(
-            check_metadata(fields.pop("metadata", None)),
-            fields.pop("idempotency_key", True),
+        path, query, body, key = _create_request(
+            thread_id, _assistant(assistant_id, agent_id), params
         )
-        body = _run_body(
-            assistant_id=_assistant(assistant_id, agent_id),
-            metadata=tagged,
-            **fields,
-        )
-        query = [("include[]", value) for value in check_include(include)]
         return await create_run(
             self,
             self._client,
@@ -1168,23 +1206,9 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        thread: ThreadRequest | Mapping[str, Any] | None = None,
-        model: str | None = None,
-        instructions: str | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_resources: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
-        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
-        idempotency_key: str | bool = True,
         timeout: float | None = None,
         max_retries: int | None = None,
+        **params: Unpack[ThreadRunCreateParams],
     ) -> Run:
         """Create a thread and start a run on it, in one request.
 
@@ -1192,30 +1216,13 @@ class Runs:
             assistant_id: The assistant to run.
             agent_id: Azure AI Foundry's name for *assistant_id*; give one
                 of the two.
-            thread: The thread's messages, tool resources and metadata; an
-                empty thread if *None*.
-            model: Overrides the assistant's model.
-            instructions: Replaces the assistant's instructions.
-            tools: Replaces the assistant's tools: tool models or their JSON
-                (`{"type": "code_interpreter"}`).
-            tool_resources: Files and vector stores for the tools.
-            metadata: At most 16 string pairs, on the run.
-            temperature: Sampling temperature (OpenAI takes 0 to 2).
-            top_p: Nucleus sampling mass (0 to 1).
-            max_prompt_tokens: A token budget (OpenAI takes 256 or more).
-            max_completion_tokens: A token budget (OpenAI takes 256 or more).
-            truncation_strategy: How the thread is cut before the run (a
-                model or its JSON).
-            tool_choice: `none`, `auto`, `required` or a named tool (a
-                model or its JSON); strings are sent as given.
-            parallel_tool_calls: Whether the model may call tools in parallel.
-            response_format: `auto` or a response format model.
-            idempotency_key: Tags the run's metadata as for
-                [create][openai_runs.Runs.create]; here only to recognise the
-                run later, since nothing lists threads to look in.
             timeout: Seconds for one attempt, instead of the client's.
             max_retries: Retries for this call, instead of the client's.
                 Only failures before the request was sent are retried.
+            **params: The
+                [ThreadRunCreateParams][openai_runs._client.ThreadRunCreateParams]:
+                *thread*, *model*, *instructions*, *tools*, *tool_resources*,
+                *metadata*, ..., *idempotency_key*.
 
         Returns:
             The new run; its `thread_id` names the new thread.
@@ -1224,25 +1231,14 @@ class Runs:
             InvalidRequestError: An argument is invalid (nothing is sent).
             OutcomeUnknownError: The answer was lost after the request was
                 sent: a thread and run may exist. It is not sent again.
+            TypeError: An unknown parameter.
         """
-        tagged, key = idempotency_metadata(check_metadata(metadata), idempotency_key)
-        body = _run_body(
-            assistant_id=_assistant(assistant_id, agent_id),
-            thread=thread,
-            model=model,
-            instructions=instructions,
-            tools=tools,
-            tool_resources=tool_resources,
-            metadata=tagged,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-        )
+        unknown = set(params) - _THREAD_RUN_PARAMS
+        if unknown:
+            raise TypeError(
+                f"unexpected create parameter(s): {', '.join(sorted(unknown))}"
+            )
+        body, key = _thread_run_body(_assistant(assistant_id, agent_id), params)
         return await safe_create_thread_and_run(
             self._client,
             body=body,
@@ -1257,27 +1253,7 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        model: str | None = None,
-        reasoning_effort: str | None = None,
-        instructions: str | None = None,
-        additional_instructions: str | None = None,
-        additional_messages: Sequence[MessageRequest | Mapping[str, Any]] | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
-        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
-        tool_handler: ToolHandler | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool | None = None,
-        cancel_on_tool_error: bool | None = None,
-        policy: WatchPolicy | None = None,
+        **params: Unpack[CreateAndPollParams],
     ) -> RunStream:
         """Start a run and stream its events (``stream: true``).
 
@@ -1297,73 +1273,31 @@ class Runs:
             assistant_id: The assistant to run it with.
             agent_id: Azure AI Foundry's name for *assistant_id*; give one
                 of the two.
-            model: As for [create][openai_runs.Runs.create].
-            reasoning_effort: As for [create][openai_runs.Runs.create].
-            instructions: As for [create][openai_runs.Runs.create].
-            additional_instructions: As for [create][openai_runs.Runs.create].
-            additional_messages: As for [create][openai_runs.Runs.create].
-            tools: As for [create][openai_runs.Runs.create].
-            metadata: As for [create][openai_runs.Runs.create].
-            temperature: As for [create][openai_runs.Runs.create].
-            top_p: As for [create][openai_runs.Runs.create].
-            max_prompt_tokens: As for [create][openai_runs.Runs.create].
-            max_completion_tokens: As for [create][openai_runs.Runs.create].
-            truncation_strategy: As for [create][openai_runs.Runs.create].
-            tool_choice: As for [create][openai_runs.Runs.create].
-            parallel_tool_calls: As for [create][openai_runs.Runs.create].
-            response_format: As for [create][openai_runs.Runs.create].
-            tool_handler: Answers the run's tool calls at ``requires_action``;
-                the outputs are submitted with ``stream: true`` and their
-                events go on in the same stream, until the run ends.
-            timeout: Seconds for the whole stream, tool handler included
-                (the policy's *deadline*, 900, if *None*); then
-                [WatchTimeoutError][openai_runs.exceptions.WatchTimeoutError].
-            cancel_on_timeout: At the deadline, cancel the run before raising.
-            cancel_on_caller_cancel: When the task reading the stream is
-                cancelled, cancel the run on the server too (the policy's
-                setting, False by default, if *None*).
-            cancel_on_tool_error: The policy's setting (True) if *None*. When
-                the handler raises, cancel the run
-                before raising [ToolCallError][openai_runs.exceptions.ToolCallError].
-            policy: The request timeout, cancel grace and poll cadence (the
-                cadence is used only after a dropped connection).
+            **params: The create parameters
+                ([RunCreateParams][openai_runs.RunCreateParams]) and the
+                [WatchOptions][openai_runs.WatchOptions]. A *tool_handler*
+                answers the run's tool calls at ``requires_action``: the
+                outputs are submitted with ``stream: true`` and their events
+                go on in the same stream, until the run ends. *timeout* is
+                for the whole stream, tool handler included. The policy's
+                *cancel_on_caller_cancel* and *cancel_on_tool_error* decide
+                whether the run is cancelled when the task reading the stream
+                is cancelled or the handler raises; its poll cadence is used
+                only after a dropped connection.
 
         Returns:
             The stream, to use with ``async with`` and ``async for``.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            TypeError: An unknown parameter.
         """
-        path = ("threads", check_id("thread_id", thread_id), "runs")
-        body = _run_body(
-            assistant_id=_assistant(assistant_id, agent_id),
-            model=model,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            additional_instructions=additional_instructions,
-            additional_messages=additional_messages,
-            tools=tools,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
+        create, options = _split(params, _CREATE_PARAMS)
+        path, query, body, _ = _create_request(
+            thread_id, _assistant(assistant_id, agent_id), create
         )
         return RunStream(
-            self._client,
-            path,
-            body,
-            thread_id=thread_id,
-            tool_handler=tool_handler,
-            timeout=_stream_timeout(timeout),
-            cancel_on_timeout=cancel_on_timeout,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            cancel_on_tool_error=cancel_on_tool_error,
-            policy=policy,
+            self._client, path, body, options, query=query, thread_id=thread_id
         )
 
     def create_thread_and_run_stream(
@@ -1371,91 +1305,31 @@ class Runs:
         *,
         assistant_id: str | None = None,
         agent_id: str | None = None,
-        thread: ThreadRequest | Mapping[str, Any] | None = None,
-        model: str | None = None,
-        instructions: str | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_resources: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_prompt_tokens: int | None = None,
-        max_completion_tokens: int | None = None,
-        truncation_strategy: TruncationStrategy | Mapping[str, Any] | None = None,
-        tool_choice: str | NamedToolChoice | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: str | ResponseFormat | Mapping[str, Any] | None = None,
-        tool_handler: ToolHandler | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool | None = None,
-        cancel_on_tool_error: bool | None = None,
-        policy: WatchPolicy | None = None,
+        **params: Unpack[ThreadRunStreamParams],
     ) -> RunStream:
         """Create a thread, start a run on it, and stream the events.
 
         The stream opens with ``thread.created``. Otherwise as
-        [stream][openai_runs.Runs.stream]; the other arguments are those of
-        [create_thread_and_run][openai_runs.Runs.create_thread_and_run].
+        [stream][openai_runs.Runs.stream].
 
         Args:
             assistant_id: The assistant to run.
             agent_id: Azure AI Foundry's name for *assistant_id*.
-            thread: The thread's messages, tool resources and metadata.
-            model: As for `create_thread_and_run`.
-            instructions: As for `create_thread_and_run`.
-            tools: As for `create_thread_and_run`.
-            tool_resources: As for `create_thread_and_run`.
-            metadata: As for `create_thread_and_run`.
-            temperature: As for `create_thread_and_run`.
-            top_p: As for `create_thread_and_run`.
-            max_prompt_tokens: As for `create_thread_and_run`.
-            max_completion_tokens: As for `create_thread_and_run`.
-            truncation_strategy: As for `create_thread_and_run`.
-            tool_choice: As for `create_thread_and_run`.
-            parallel_tool_calls: As for `create_thread_and_run`.
-            response_format: As for `create_thread_and_run`.
-            tool_handler: As for [stream][openai_runs.Runs.stream].
-            timeout: As for [stream][openai_runs.Runs.stream].
-            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
-            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
-            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
-            policy: As for [stream][openai_runs.Runs.stream].
+            **params: The create parameters
+                ([ThreadRunCreateParams][openai_runs._client.ThreadRunCreateParams])
+                and the [WatchOptions][openai_runs.WatchOptions], as for
+                [stream][openai_runs.Runs.stream].
 
         Returns:
             The stream, to use with ``async with`` and ``async for``.
 
         Raises:
             InvalidRequestError: An argument is invalid (nothing is sent).
+            TypeError: An unknown parameter.
         """
-        body = _run_body(
-            assistant_id=_assistant(assistant_id, agent_id),
-            thread=thread,
-            model=model,
-            instructions=instructions,
-            tools=tools,
-            tool_resources=tool_resources,
-            metadata=metadata,
-            temperature=temperature,
-            top_p=top_p,
-            max_prompt_tokens=max_prompt_tokens,
-            max_completion_tokens=max_completion_tokens,
-            truncation_strategy=truncation_strategy,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-        )
-        return RunStream(
-            self._client,
-            ("threads", "runs"),
-            body,
-            tool_handler=tool_handler,
-            timeout=_stream_timeout(timeout),
-            cancel_on_timeout=cancel_on_timeout,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            cancel_on_tool_error=cancel_on_tool_error,
-            policy=policy,
-        )
+        create, options = _split(params, _THREAD_RUN_PARAMS)
+        body, _ = _thread_run_body(_assistant(assistant_id, agent_id), create)
+        return RunStream(self._client, ("threads", "runs"), body, options)
 
     def submit_tool_outputs_stream(
         self,
@@ -1463,12 +1337,7 @@ class Runs:
         run_id: str,
         *,
         tool_outputs: Sequence[ToolOutput | Mapping[str, Any]],
-        tool_handler: ToolHandler | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool | None = None,
-        cancel_on_tool_error: bool | None = None,
-        policy: WatchPolicy | None = None,
+        **options: Unpack[WatchOptions],
     ) -> RunStream:
         """Submit tool outputs and stream the rest of the run.
 
@@ -1478,13 +1347,9 @@ class Runs:
             thread_id: The thread that was run.
             run_id: The run waiting on tool outputs.
             tool_outputs: One output per tool call of the run.
-            tool_handler: Serves any later tool calls, as for
-                [stream][openai_runs.Runs.stream].
-            timeout: As for [stream][openai_runs.Runs.stream].
-            cancel_on_timeout: As for [stream][openai_runs.Runs.stream].
-            cancel_on_caller_cancel: As for [stream][openai_runs.Runs.stream].
-            cancel_on_tool_error: As for [stream][openai_runs.Runs.stream].
-            policy: As for [stream][openai_runs.Runs.stream].
+            **options: The [WatchOptions][openai_runs.WatchOptions], as for
+                [stream][openai_runs.Runs.stream]; a *tool_handler* serves
+                any later tool calls.
 
         Returns:
             The stream, to use with ``async with`` and ``async for``.
@@ -1497,14 +1362,9 @@ class Runs:
             self._client,
             path,
             _tool_outputs_body(tool_outputs),
+            options,
             thread_id=thread_id,
             run_id=run_id,
-            tool_handler=tool_handler,
-            timeout=_stream_timeout(timeout),
-            cancel_on_timeout=cancel_on_timeout,
-            cancel_on_caller_cancel=cancel_on_caller_cancel,
-            cancel_on_tool_error=cancel_on_tool_error,
-            policy=policy,
         )
 
     def list(
@@ -1671,10 +1531,32 @@ class Runs:
         )
 
 
-def _stream_timeout(timeout: float | None) -> float | None:
-    if timeout is not None:
-        check_seconds("timeout", timeout)
-    return timeout
+def _create_request(
+    thread_id: str, assistant_id: str, params: Mapping[str, Any]
+) -> tuple[tuple[str, ...], list[tuple[str, str]], dict[str, Any], str | None]:
+    """A run create's path, query, body and idempotency key, checked."""
+    path = ("threads", check_id("thread_id", thread_id), "runs")
+    fields = dict(params)
+    include = fields.pop("include", None)
+    tagged, key = idempotency_metadata(
+        check_metadata(fields.pop("metadata", None)),
+        fields.pop("idempotency_key", True),
+    )
+    body = _run_body(assistant_id=assistant_id, metadata=tagged, **fields)
+    query = [("include[]", value) for value in check_include(include)]
+    return path, query, body, key
+
+
+def _thread_run_body(
+    assistant_id: str, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """A create-thread-and-run's body and idempotency key, checked."""
+    fields = dict(params)
+    tagged, key = idempotency_metadata(
+        check_metadata(fields.pop("metadata", None)),
+        fields.pop("idempotency_key", True),
+    )
+    return _run_body(assistant_id=assistant_id, metadata=tagged, **fields), key
 
 
 def _tool_outputs_body(

@@ -335,6 +335,7 @@ class Transport:
         path: Sequence[str],
         *,
         body: Any,
+        params: Sequence[tuple[str, str]] = (),
         timeout: float | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request and hand over the answer before its body is read.
@@ -349,8 +350,8 @@ class Transport:
             APIConnectionError: The connection failed before the headers.
         """
         url = self.base_url + "/" + "/".join([_segment(p) for p in path])
-        if self.query:
-            url += "?" + urlencode(self.query)
+        if self.query or params:
+            url += "?" + urlencode([*self.query, *params])
         credentials = await self.auth.headers()
         self._remember(credentials)
         headers = {

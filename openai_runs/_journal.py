@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,15 @@ if TYPE_CHECKING:
     from ._many import WatchResult
     from ._watch_core import OnStatus
 
-__all__ = ["CLAIM_BATCH", "PROGRESS_DELAY", "Journal"]
+__all__ = ["CLAIM_BATCH", "PROGRESS_DELAY", "RECHECK", "Journal"]
 
 logger = logging.getLogger("openai_runs")
 
 CLAIM_BATCH = 500
 """Runs `resume_many` claims in one transaction."""
+
+RECHECK = 1.0
+"""Seconds between looks at runs another worker holds, waiting for them to end."""
 
 PROGRESS_DELAY = 0.5
 """Seconds a change of status may wait to be written, so that changes share a write."""
@@ -39,8 +43,8 @@ class Journal:
     is recorded (the write is refused when another worker took the run
     over), and only then is it yielded: a run whose end is recorded is never
     reported again. One writer task does every write, one batch at a time;
-    whatever comes in during a write goes into the next, and with nothing to
-    write it still renews the claims every third of the lease.
+    whatever comes in during a write goes into the next; the claims are
+    renewed every third of the lease, with something to write or not.
     """
 
     def __init__(self, store: RunStore) -> None:
@@ -60,6 +64,7 @@ class Journal:
         self._batch: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._busy = False  # a batch with runs to add or ends to record is in flight
+        self._renewed = time.monotonic()  # claims are made with a full lease
         self._closing = False
 
     def attach(
@@ -127,8 +132,10 @@ class Journal:
                 continue
             if not claim.waiting:
                 return
+            # Look again when the first lease lapses, or sooner: the runs
+            # may end first, and then there is nothing to wait for.
             wait = store.lease if claim.retry_in is None else claim.retry_in
-            await asyncio.sleep(min(max(wait, 0.01), store.lease))
+            await asyncio.sleep(min(max(wait, 0.01), store.lease, RECHECK))
 
     async def close(self) -> None:
         """Stop writing; give back what this worker holds and never reported."""
@@ -194,6 +201,11 @@ class Journal:
         ]
         first_end = len(updates)
         updates.extend(_ended(r) for r in finishes)
+        now = time.monotonic()
+        if now - self._renewed >= self.store.lease / 3:
+            # Before the writes: a claim must not lapse while they wait.
+            self._renewed = now
+            await self.store.renew(self.owner)
         written = await self.store.record(self.owner, updates)
         for result, ours in zip(finishes, written[first_end:], strict=True):
             if ours:

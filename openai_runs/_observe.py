@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,8 +26,12 @@ __all__ = [
     "RequestTrace",
     "WatchKind",
     "WatchTrace",
+    "entered",
     "hooks",
     "install",
+    "request_id_of",
+    "request_log",
+    "resends",
     "uninstall",
 ]
 
@@ -48,11 +52,15 @@ class RequestTrace(Protocol):
 class WatchTrace(Protocol):
     """One watch (or stream) being observed, from its start to its end."""
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        """Make the watch the parent of the requests sent inside the block.
+    def enter(self, resend: int) -> object:
+        """Make the watch the parent of the requests sent until [leave][].
 
         *resend* is how many attempts of this request failed before it.
+        Returns what [leave][] takes back, in the same task.
         """
+
+    def leave(self, token: object) -> None:
+        """Undo [enter][]."""
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         """The watch saw `machine.run`; *changed* if its status differs."""
@@ -99,17 +107,20 @@ hooks: Observer | None = None
 """The installed observers (one, or a fan-out of several); *None* for none."""
 
 resends: ContextVar[int] = ContextVar("openai_runs_resends", default=0)
-"""Failed attempts of the request a watch is sending (set by `WatchTrace.active`)."""
+"""Failed attempts of the request a watch is sending (set by `WatchTrace.enter`)."""
 
 
 @contextmanager
-def resending(count: int) -> Iterator[None]:
-    """Say, for the requests sent inside the block, how many attempts failed before."""
-    token = resends.set(count)
+def entered(trace: WatchTrace | None, resend: int = 0) -> Iterator[None]:
+    """[WatchTrace.enter][] for the block, if there is a trace."""
+    if trace is None:
+        yield
+        return
+    token = trace.enter(resend)
     try:
         yield
     finally:
-        resends.reset(token)
+        trace.leave(token)
 
 
 _installed: dict[str, Observer] = {}
@@ -187,8 +198,13 @@ class _Watches:
     def __init__(self, traces: list[WatchTrace]) -> None:
         self.traces = traces
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return _all_active(self.traces, resend)
+    def enter(self, resend: int) -> object:
+        return [trace.enter(resend) for trace in self.traces]
+
+    def leave(self, token: object) -> None:
+        assert isinstance(token, list)
+        for trace, entered_ in reversed(list(zip(self.traces, token, strict=True))):
+            trace.leave(entered_)
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         for trace in self.traces:
@@ -208,12 +224,13 @@ class _Watches:
             trace.close(error)
 
 
-@contextmanager
-def _all_active(traces: list[WatchTrace], resend: int) -> Iterator[None]:
-    with ExitStack() as stack:
-        for trace in traces:
-            stack.enter_context(trace.active(resend))
-        yield
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The API's request id: `x-request-id`, or Azure's `apim-request-id`."""
+    return (
+        headers.get("x-request-id")
+        or headers.get("apim-request-id")
+        or headers.get("x-ms-request-id")
+    )
 
 
 request_log = logging.getLogger("openai_runs.requests")
@@ -252,8 +269,11 @@ class RequestLog:
 class _AttemptsOnly:
     """A watch trace that only counts a watch's retries as attempts."""
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return resending(resend)
+    def enter(self, resend: int) -> object:
+        return resends.set(resend)
+
+    def leave(self, token: object) -> None:
+        resends.reset(token)  # type: ignore[arg-type]
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         pass
@@ -277,7 +297,7 @@ class _LoggedRequest:
         self.started = time.perf_counter()
 
     def answered(self, status: int, headers: Mapping[str, str]) -> None:
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        request_id = request_id_of(headers)
         self._log(str(status), f", request id {request_id}" if request_id else "")
 
     def failed(self, exc: BaseException) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -19,17 +18,15 @@ from . import _observe
 from ._converter import client_converter, request_converter
 from ._events import EventDataError, Snapshots, StreamEvent, parse_event
 from ._sse import SSEDecoder, SSEError
-from ._tools import ToolHandler
 from ._watch_core import (
     Call,
     Finish,
-    OnStatus,
     Send,
     Serve,
     Settings,
     Sleep,
     WatchMachine,
-    WatchPolicy,
+    WatchOptions,
 )
 from ._watcher import report, send, serve
 from .exceptions import (
@@ -110,40 +107,20 @@ class RunStream:
         client: RunsClient,
         path: Sequence[str],
         body: dict[str, Any],
+        options: WatchOptions,
         *,
+        query: Sequence[tuple[str, str]] = (),
         thread_id: str | None = None,
         run_id: str | None = None,
-        tool_handler: ToolHandler | None = None,
-        timeout: float | None = None,
-        cancel_on_timeout: bool = False,
-        cancel_on_caller_cancel: bool | None = None,
-        cancel_on_tool_error: bool | None = None,
-        policy: WatchPolicy | None = None,
-        on_status: OnStatus | None = None,
     ) -> None:
-        # The two cancel rules live in the policy; the arguments override it.
-        policy = policy or WatchPolicy()
-        if cancel_on_caller_cancel is not None:
-            policy = attrs.evolve(
-                policy, cancel_on_caller_cancel=cancel_on_caller_cancel
-            )
-        if cancel_on_tool_error is not None:
-            policy = attrs.evolve(policy, cancel_on_tool_error=cancel_on_tool_error)
-        self._settings = Settings.of(
-            {
-                "timeout": timeout,
-                "cancel_on_timeout": cancel_on_timeout,
-                "policy": policy,
-                "on_status": on_status,
-                "tool_handler": tool_handler,
-            }
-        )
+        self._settings = Settings.of(options)
         self._client = client
         self._path = tuple(path)
         self._body = body
+        self._query = tuple(query)
         self.policy = self._settings.policy
         self.timeout = self._settings.timeout
-        self.tool_handler = tool_handler
+        self.tool_handler = self._settings.tool_handler
         self.snapshots = Snapshots()
         self.thread_id = thread_id
         self.run_id = run_id
@@ -261,7 +238,7 @@ class RunStream:
                 "stream", self._client.base_url, self.thread_id, self.run_id
             )
         try:
-            await self._open(self._path, self._body)
+            await self._open(self._path, self._body, self._query)
         except BaseException as exc:
             if self._trace is not None:
                 self._trace.close(exc)
@@ -278,7 +255,12 @@ class RunStream:
     def _remaining(self) -> float:
         return self._limit() - time.monotonic()
 
-    async def _open(self, path: Sequence[str], body: dict[str, Any]) -> None:
+    async def _open(
+        self,
+        path: Sequence[str],
+        body: dict[str, Any],
+        query: Sequence[tuple[str, str]] = (),
+    ) -> None:
         """Send a request with ``stream: true`` and keep its answer to read."""
         remaining = self._remaining()
         if remaining <= 0:
@@ -287,11 +269,19 @@ class RunStream:
         data = json.dumps({**body, "stream": True}).encode()
         seconds = min(self.policy.request_timeout, remaining)
         if _observe.hooks is None:
-            response = await transport.stream("POST", path, body=data, timeout=seconds)
+            response = await transport.stream(
+                "POST", path, body=data, params=query, timeout=seconds
+            )
         else:
             resend = 0 if self._machine is None else self._machine.failures
             response = await _observed_stream(
-                transport, path, data, seconds, watch=self._trace, resend=resend
+                transport,
+                path,
+                query,
+                data,
+                seconds,
+                watch=self._trace,
+                resend=resend,
             )
         self._response = response
         if response.status >= 300:
@@ -511,7 +501,7 @@ class RunStream:
         """Events for the steps and messages made since the stream last showed them."""
         trace = self._trace
         try:
-            with contextlib.nullcontext() if trace is None else trace.active(0):
+            with _observe.entered(trace):
                 steps = [
                     step
                     async for step in self._client.runs.steps.list(
@@ -604,6 +594,7 @@ def _missing_text(before: Message | None, after: Message) -> MessageDelta | None
 async def _observed_stream(
     transport: Transport,
     path: Sequence[str],
+    query: Sequence[tuple[str, str]],
     data: bytes,
     seconds: float,
     *,
@@ -613,10 +604,12 @@ async def _observed_stream(
     """Open a stream with the installed observers told of the request."""
     hooks = _observe.hooks
     assert hooks is not None
-    with contextlib.nullcontext() if watch is None else watch.active(resend):
-        trace = hooks.request(transport, "POST", path, (), resend)
+    with _observe.entered(watch, resend):
+        trace = hooks.request(transport, "POST", path, query, resend)
         try:
-            response = await transport.stream("POST", path, body=data, timeout=seconds)
+            response = await transport.stream(
+                "POST", path, body=data, params=query, timeout=seconds
+            )
         except BaseException as exc:
             trace.failed(exc)
             raise

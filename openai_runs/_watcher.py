@@ -77,17 +77,10 @@ async def send(
     Returns:
         Whether the run's status changed.
     """
-    trace = machine.trace
-    if trace is None:
-        return await _send(runs, machine, action, clock)
-    with trace.active(machine.failures):
-        return await _send(runs, machine, action, clock)
-
-
-async def _send(
-    runs: RunCalls, machine: WatchMachine, action: Send, clock: Clock
-) -> bool:
     tid, rid, timeout = machine.thread_id, machine.run_id, action.timeout
+    # With telemetry on, the watch is the parent of the request (one check off).
+    trace = machine.trace
+    entered = None if trace is None else trace.enter(machine.failures)
     try:
         # The whole call, waiting for the client's budget included, ends by
         # the deadline: a run past it needs no request slot to be reported.
@@ -115,6 +108,9 @@ async def _send(
     except Exception as exc:  # noqa: BLE001 - the machine decides what it means
         machine.on_fault(action.call, exc, clock())
         return False
+    finally:
+        if trace is not None:
+            trace.leave(entered)
     return machine.on_run(action.call, run, clock(), poll_after_ms=poll_after_ms)
 
 

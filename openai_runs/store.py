@@ -10,9 +10,10 @@ when its lease lapses, and a run whose end is recorded is never reported
 again.
 
 [SQLiteRunStore][openai_runs.store.SQLiteRunStore] keeps the runs in a local
-SQLite file (stdlib `sqlite3`, in a thread of its own); `RedisRunStore` in
-[openai_runs.redis][] shares them between machines. Anything with the
-[RunStore][openai_runs.store.RunStore] methods plugs in the same way.
+SQLite file (stdlib `sqlite3`, in a thread of its own);
+[RedisRunStore][openai_runs.redis.RedisRunStore] shares them between
+machines. Anything with the [RunStore][openai_runs.store.RunStore] methods
+plugs in the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket
 import sqlite3
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_TIMED_OUT = "WatchTimeoutError:"
 
 RunKey = tuple[str, str, Any]
 """`(thread_id, run_id, key)`: a run as `watch_many` adds it to a store."""
@@ -95,11 +99,11 @@ class StoredRun:
 
     @property
     def outcome(self) -> str:
-        """How it stands: `"open"`, `"error"`, or the final status."""
+        """How it stands: `"open"`, `"timed out"`, `"error"`, or the final status."""
         if not self.ended:
             return "open"
         if self.error is not None:
-            return "error"
+            return "timed out" if self.error.startswith(_TIMED_OUT) else "error"
         return self.status or "error"
 
 
@@ -156,7 +160,7 @@ class RunStore(Protocol):
 
     Attributes:
         lease: Seconds a claim lasts unless renewed; a worker renews its
-            claims (with `record`) every third of it.
+            claims (with `renew`) every third of it.
     """
 
     @property
@@ -182,8 +186,12 @@ class RunStore(Protocol):
         """
         ...
 
+    async def renew(self, owner: str) -> None:
+        """Extend every claim *owner* holds by a lease from now."""
+        ...
+
     async def record(self, owner: str, updates: Sequence[RunUpdate]) -> list[bool]:
-        """Renew every claim *owner* holds, then write *updates*.
+        """Write *updates* to runs *owner* holds.
 
         Returns:
             For each update, whether it was written: *False* when *owner*
@@ -280,8 +288,8 @@ class SQLiteRunStore:
     ```
 
     A file on a network share is not safe: SQLite's locks need a local disk.
-    For workers on several machines use `RedisRunStore` from
-    [openai_runs.redis][].
+    For workers on several machines use
+    [RedisRunStore][openai_runs.redis.RedisRunStore].
 
     Args:
         path: The database file, created if missing (its directory must
@@ -309,6 +317,9 @@ class SQLiteRunStore:
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        # A store dropped without aclose() still closes its file and thread.
+        self._opened: list[sqlite3.Connection | ThreadPoolExecutor] = []
+        weakref.finalize(self, _close_quietly, self._opened)
 
     def __repr__(self) -> str:
         return f"<SQLiteRunStore {str(self.path)!r} lease={self._lease:g}s>"
@@ -355,6 +366,7 @@ class SQLiteRunStore:
             self._executor = ThreadPoolExecutor(
                 1, thread_name_prefix="openai-runs-sqlite"
             )
+            self._opened.append(self._executor)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
@@ -367,6 +379,7 @@ class SQLiteRunStore:
         db = self._db
         if db is None:
             db = self._db = self._open()
+            self._opened.append(db)
         return fn(db)
 
     def _open(self) -> sqlite3.Connection:
@@ -469,9 +482,23 @@ class SQLiteRunStore:
 
         return await self._call(claim)
 
-    async def record(self, owner: str, updates: Sequence[RunUpdate]) -> list[bool]:
-        """Renew *owner*'s claims and write *updates*; see `RunStore.record`."""
+    async def renew(self, owner: str) -> None:
+        """Extend *owner*'s claims by a lease from now; see `RunStore.renew`."""
         lease = self._lease
+
+        def renew(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
+                    "UPDATE runs SET lease_until = ? WHERE owner = ? AND ended = 0",
+                    (time.time() + lease, owner),
+                )
+
+        await self._call(renew)
+
+    async def record(self, owner: str, updates: Sequence[RunUpdate]) -> list[bool]:
+        """Write *updates* to runs *owner* holds; see `RunStore.record`."""
+        if not updates:
+            return []
         updates = list(updates)
 
         def record(db: sqlite3.Connection) -> list[bool]:
@@ -489,20 +516,30 @@ class SQLiteRunStore:
                 for u in updates
             ]
             now = time.time()
-            written = []
             with _transaction(db):
+                if not _BATCHED:  # pragma: no cover - SQLite before 3.33
+                    return [
+                        db.execute(
+                            _WRITE_ONE, (*row[:4], now, *row[4:], owner)
+                        ).rowcount
+                        == 1
+                        for row in rows
+                    ]
+                # One statement for the batch, not one a run: each statement
+                # hands the GIL back and forth with the busy event loop.
+                (held,) = db.execute(
+                    _HELD, (_dumps([row[4:] for row in rows]), owner)
+                ).fetchone()
+                ours = {(tid, rid) for tid, rid in json.loads(held)}
+                written = [(row[4], row[5]) in ours for row in rows]
                 db.execute(
-                    "UPDATE runs SET lease_until = ? WHERE owner = ? AND ended = 0",
-                    (now + lease, owner),
+                    _WRITE,
+                    (
+                        now,
+                        _dumps([r for r, w in zip(rows, written, strict=True) if w]),
+                        owner,
+                    ),
                 )
-                for status, ended, run, error, tid, rid in rows:
-                    cursor = db.execute(
-                        "UPDATE runs SET status = ?, ended = ?, run = ?, error = ?, "
-                        "updated_at = ? WHERE thread_id = ? AND run_id = ? "
-                        "AND owner = ? AND ended = 0",
-                        (status, ended, run, error, now, tid, rid, owner),
-                    )
-                    written.append(cursor.rowcount == 1)
             return written
 
         return await self._call(record)
@@ -543,12 +580,47 @@ class SQLiteRunStore:
         def counts(db: sqlite3.Connection) -> dict[str, int]:
             rows = db.execute(
                 "SELECT CASE WHEN ended = 0 THEN 'open' "
+                "WHEN error LIKE 'WatchTimeoutError:%' THEN 'timed out' "
                 "WHEN error IS NOT NULL OR status IS NULL THEN 'error' "
                 "ELSE status END AS outcome, count(*) FROM runs GROUP BY outcome"
             ).fetchall()
             return dict(rows)
 
         return await self._call(counts)
+
+
+_BATCHED = sqlite3.sqlite_version_info >= (3, 33)  # UPDATE ... FROM
+# The batch is the outer loop (CROSS JOIN keeps SQLite's order; a unary +
+# keeps the owner index out of it): each of its runs is then found by the
+# primary key, never by a scan.
+_HELD = """
+SELECT json_group_array(json_array(r.thread_id, r.run_id))
+FROM (SELECT json_extract(value, '$[0]') AS t, json_extract(value, '$[1]') AS r
+      FROM json_each(?)) AS u
+CROSS JOIN runs AS r ON r.thread_id = u.t AND r.run_id = u.r
+WHERE r.owner = ? AND r.ended = 0
+"""
+_WRITE = """
+UPDATE runs SET status = u.s, ended = u.e, run = u.j, error = u.x, updated_at = ?
+FROM (SELECT json_extract(value, '$[0]') AS s, json_extract(value, '$[1]') AS e,
+             json_extract(value, '$[2]') AS j, json_extract(value, '$[3]') AS x,
+             json_extract(value, '$[4]') AS t, json_extract(value, '$[5]') AS r
+      FROM json_each(?)) AS u
+WHERE runs.thread_id = u.t AND runs.run_id = u.r AND +runs.owner = ? AND +runs.ended = 0
+"""
+_WRITE_ONE = (
+    "UPDATE runs SET status = ?, ended = ?, run = ?, error = ?, updated_at = ? "
+    "WHERE thread_id = ? AND run_id = ? AND owner = ? AND ended = 0"
+)
+
+
+def _close_quietly(opened: list[sqlite3.Connection | ThreadPoolExecutor]) -> None:
+    for thing in opened:
+        if isinstance(thing, ThreadPoolExecutor):
+            thing.shutdown(wait=False)
+        else:
+            with contextlib.suppress(sqlite3.Error):
+                thing.close()
 
 
 @contextlib.contextmanager

@@ -33,9 +33,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlencode
 
 try:
@@ -55,6 +54,9 @@ from ._tools import _invoke
 from .models import ToolCall
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
@@ -69,7 +71,8 @@ _NAME: Final = "openai_runs"
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 
 REQUEST_ID: Final = "openai_runs.request_id"
-"""The API's request id (`x-request-id`, or Azure's `apim-request-id`)."""
+"""The API's request id (`x-request-id`, or Azure's `apim-request-id` or
+`x-ms-request-id`)."""
 RUN_STATUS: Final = "openai_runs.run.status"
 WATCH_KIND: Final = "openai_runs.watch.kind"
 WATCH_POLLS: Final = "openai_runs.watch.polls"
@@ -373,7 +376,7 @@ class _Request:
         span, attributes = self.span, self.attributes
         attributes["http.response.status_code"] = status
         span.set_attribute("http.response.status_code", status)
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        request_id = _observe.request_id_of(headers)
         if request_id:
             span.set_attribute(REQUEST_ID, request_id)
         if status >= 400:
@@ -451,17 +454,16 @@ class _Watch:
         self.closed = False
         telemetry.watches.add(1, {WATCH_KIND: kind})
 
-    def active(self, resend: int) -> AbstractContextManager[None]:
-        return self._active(resend)
+    def enter(self, resend: int) -> object:
+        return (
+            otel_context.attach(trace.set_span_in_context(self.span)),
+            _observe.resends.set(resend),
+        )
 
-    @contextmanager
-    def _active(self, resend: int) -> Iterator[None]:
-        token = otel_context.attach(trace.set_span_in_context(self.span))
-        try:
-            with _observe.resending(resend):
-                yield
-        finally:
-            otel_context.detach(token)
+    def leave(self, token: object) -> None:
+        context_token, resends_token = cast("tuple[Token[Context], Token[int]]", token)
+        _observe.resends.reset(resends_token)
+        otel_context.detach(context_token)
 
     def saw(self, machine: WatchMachine, changed: bool) -> None:
         run = machine.run

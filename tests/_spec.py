@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 SPEC_PATH = Path(__file__).with_name("runs.openapi.json")
 RUNS = SPEC_PATH.name
@@ -152,3 +153,11 @@ def schema_examples(document: str = RUNS) -> list[tuple[str, str]]:
         for name, schema in spec(document)["components"]["schemas"].items()
         if "example" in schema.get("x-oaiMeta", {})
     ]
+
+
+GENERATED = pytest.mark.timeout(600)
+"""The time limit of the spec-generated property tests. hypothesis-jsonschema
+builds some strategies slowly (MessageObject took over the 120 s default on
+Python 3.13 in CI, a RunObject test as long under a loaded machine), and a
+timeout inside generation surfaces as hypothesis' FlakyStrategyDefinition.
+They are pure CPU: nothing in them can wait forever."""

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import pytest
+
+# A test run started in the background (`nox &` in a script, some CI
+# runners) has SIGINT ignored, and every child inherits that: the tests that
+# stop a served emulator with Ctrl-C (SIGINT) then wait on a child nothing can
+# interrupt. Restore what a terminal gives, in this process and its children.
+if (
+    threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SERIAL = frozenset(
     {
         "test_emulator.py",
         "test_many.py",
+        "test_redis_budget.py",
         "test_reliability.py",
         "test_thread_lock.py",
         "test_watch_core.py",

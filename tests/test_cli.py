@@ -32,7 +32,9 @@ OPENAI_RUNS = str(Path(sys.executable).with_name("openai-runs"))
 # As a user runs it: not in asyncio's debug mode, whose reports of slow
 # callbacks on a loaded machine would be taken for the command's output.
 def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    # PYTHONDEVMODE turns asyncio's debug mode on as well.
+    debug = {"PYTHONASYNCIODEBUG", "PYTHONDEVMODE"}
+    return {k: v for k, v in os.environ.items() if k not in debug}
 
 
 @pytest.fixture(name="emu", scope="module")
@@ -365,6 +367,51 @@ def test_serve_key_requires_that_key() -> None:
         assert new_thread(url, "sk-wrong") == 401
         assert new_thread(url, None) == 401
         assert new_thread(url, "sk-right") == 200
+
+
+def post_thread(url: str, key: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """POST /threads with *key*; return the status, headers and JSON body."""
+    headers = {
+        "OpenAI-Beta": "assistants=v2",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {key}",
+    }
+    request = urllib.request.Request(f"{url}/threads", b"{}", headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status), dict(answer.headers), json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.load(error)
+
+
+def test_serve_rate_limit_answers_429_past_n_a_second() -> None:
+    """serve --rate-limit N answers a key's requests past N a second with the API's 429 and Retry-After."""
+    with serving("--rate-limit", "3") as url:
+        started = time.monotonic()
+        answers = [post_thread(url, "sk-busy") for _ in range(12)]
+        elapsed = time.monotonic() - started
+        # Another key has its own allowance.
+        assert post_thread(url, "sk-calm")[0] == 200
+    statuses = [status for status, _, _ in answers]
+    assert statuses[:3] == [200, 200, 200]
+    # 3 at once, then 3 more each second.
+    assert statuses.count(200) <= 3 + int(3 * elapsed) + 1
+    refused = [(h, body) for status, h, body in answers if status == 429]
+    assert refused
+    headers, body = refused[0]
+    assert int(headers["Retry-After"]) >= 1
+    assert 0 < int(headers["retry-after-ms"]) <= 1000
+    assert body["error"]["code"] == "rate_limit_exceeded"
+    assert body["error"]["type"] == "requests"
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "2.5", "many"])
+def test_serve_rate_limit_must_be_a_positive_whole_number(bad: str) -> None:
+    """serve --rate-limit 0, negative, fractional or not a number is a usage error (exit 2)."""
+    result = entry_point("serve", "--port", "0", "--rate-limit", bad)
+    assert result.returncode == 2
+    assert "--rate-limit" in result.stderr
+    assert "Serving" not in result.stderr
 
 
 def test_serve_help_lists_only_options_that_work() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _redis_server import MISSING, RedisServer, binary
 
 from openai_runs import Run, RunsClient, RunWatcher, converter
 from openai_runs.testing import Emulator, RunScript, ScriptedCall
@@ -160,12 +161,16 @@ def _setup_conversations(emu: Emulator) -> dict[str, Any]:
     return {"assistant_id": "asst_demo", "busy_thread_id": busy["thread_id"]}
 
 
+REDIS_PAGES = frozenset({"docs/scaling.md"})
+"""Pages whose blocks use a Redis: a redis-server on a free port, `REDIS_URL`."""
+
 SETUPS: dict[str, Callable[[Emulator], dict[str, Any]]] = {
     "docs/conversations.md": _setup_conversations,
     "docs/emulator.md": _setup_emulator_page,
     "docs/from-openai-python.md": lambda _: {},
     "docs/errors.md": _setup_quickstart,
     "docs/pitfalls.md": _setup_pitfalls,
+    "docs/scaling.md": lambda _: {},
     "docs/quickstart.md": _setup_quickstart,
     "docs/streaming.md": _setup_streaming,
     "docs/tools.md": _setup_tools,
@@ -197,6 +202,9 @@ class Page:
                     self.namespace["run_id"],
                 )
             self.given = {"client": self.namespace["client"]}
+        if name in REDIS_PAGES and binary() is not None:
+            redis = self.stack.enter_context(RedisServer())
+            self.env["REDIS_URL"] = redis.url
 
     async def _client(self, emu: Emulator) -> RunsClient:
         return RunsClient(base_url=emu.url, api_key=emu.api_key)
@@ -260,6 +268,8 @@ def test_block_runs(
         _run_as_pytest(block, tmp_path)
         return
     assert not block.directive, f"unknown directive {block.directive!r}"
+    if block.page in REDIS_PAGES and binary() is None:
+        pytest.skip(MISSING)
     if block.page not in pages:
         pages[block.page] = Page(block.page)
     page = pages[block.page]

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import cattrs
 import pytest
-from _spec import json_schema, response_examples, schema_examples
+from _spec import GENERATED, json_schema, response_examples, schema_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
@@ -205,6 +205,7 @@ def assert_round_trips(payload: Any, schema_name: str) -> None:
     assert payload == sent, "structuring changed its input"
 
 
+@GENERATED
 @PROPERTY
 @given(payload=payloads("RunObject"))
 def test_generated_run_round_trips(payload: dict[str, Any]) -> None:
@@ -213,6 +214,7 @@ def test_generated_run_round_trips(payload: dict[str, Any]) -> None:
     assert_round_trips(payload, "RunObject")
 
 
+@GENERATED
 @PROPERTY
 @given(payload=payloads("RunStepObject"))
 def test_generated_step_round_trips(payload: dict[str, Any]) -> None:
@@ -221,6 +223,7 @@ def test_generated_step_round_trips(payload: dict[str, Any]) -> None:
     assert_round_trips(payload, "RunStepObject")
 
 
+@GENERATED
 @PAGE_PROPERTY
 @given(payload=payloads("ListRunsResponse"))
 def test_generated_run_page_round_trips(payload: dict[str, Any]) -> None:
@@ -229,6 +232,7 @@ def test_generated_run_page_round_trips(payload: dict[str, Any]) -> None:
     assert_round_trips(payload, "ListRunsResponse")
 
 
+@GENERATED
 @PAGE_PROPERTY
 @given(payload=payloads("ListRunStepsResponse"))
 def test_generated_step_page_round_trips(payload: dict[str, Any]) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _redis import redis_server_fixture, redis_url_fixture  # noqa: F401
+from _redis_server import free_port
 
 from openai_runs import RunsClient, WatchPolicy, WatchResult
 from openai_runs import _journal as journal_module
@@ -32,12 +36,25 @@ SHORT_LEASE = 0.3  # seconds: a dead worker's claims lapse quickly
 StoreFactory = Callable[..., RunStore]
 
 
-@pytest.fixture(name="make_store", params=["sqlite"])
+@pytest.fixture(name="make_store", params=["sqlite", "redis"])
 def _make_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[StoreFactory]:
-    """Open stores of one kind, all over the same data (as workers would share it)."""
+    """Open stores of one kind, all over the same data (as workers would share it).
+
+    The Redis stores talk to a real redis-server of the test's own.
+    """
     opened: list[Any] = []
+    if request.param == "redis":
+        from openai_runs.redis import RedisRunStore  # noqa: PLC0415 - the extra
+
+        url = request.getfixturevalue("redis_url")
+
+        def make(lease: float = LEASE) -> RunStore:
+            return RedisRunStore(url, name="test", lease=lease)
+
+        yield make
+        return
 
     def make(lease: float = LEASE) -> RunStore:
         store = SQLiteRunStore(tmp_path / "runs.db", lease=lease)
@@ -282,28 +299,28 @@ def test_a_dead_workers_runs_are_taken_over_when_its_lease_lapses(
     assert asyncio.run(main()) >= SHORT_LEASE * 0.5
 
 
-def test_a_worker_that_lost_its_claim_cannot_record_the_end() -> None:
+def test_a_worker_that_lost_its_claim_cannot_record_the_end(
+    make_store: StoreFactory,
+) -> None:
     """After a takeover, the old holder's writes are refused; the new one's land."""
 
-    async def main(path: Path) -> None:
-        async with SQLiteRunStore(path, lease=0.05) as store:
-            ref: RunKey = ("thread_1", "run_1", None)
-            assert await store.add("slow", [ref]) == [True]
-            assert await store.add("eager", [ref]) == [False]  # held, lease live
-            await asyncio.sleep(0.06)
-            claim = await store.claim("eager", 10)
-            assert claim.runs == [ref]
-            end = RunUpdate(thread_id="thread_1", run_id="run_1", ended=True)
-            assert await store.record("slow", [end]) == [False]
-            assert await store.record("eager", [end]) == [True]
-            assert await store.record("eager", [end]) == [False]  # ended once
-            assert await store.add("third", [ref]) == [False]
-            assert await store.claim("third", 10) == Claim(runs=[], waiting=0)
+    async def main() -> None:
+        store = make_store(lease=0.05)
+        ref: RunKey = ("thread_1", "run_1", None)
+        assert await store.add("slow", [ref]) == [True]
+        assert await store.add("eager", [ref]) == [False]  # held, lease live
+        await asyncio.sleep(0.06)
+        claim = await store.claim("eager", 10)
+        assert claim.runs == [ref]
+        end = RunUpdate(thread_id="thread_1", run_id="run_1", ended=True)
+        assert await store.record("slow", [end]) == [False]
+        assert await store.record("eager", [end]) == [True]
+        assert await store.record("eager", [end]) == [False]  # ended once
+        assert await store.add("third", [ref]) == [False]
+        assert await store.claim("third", 10) == Claim(runs=[], waiting=0)
+        await close_all(store)
 
-    import tempfile  # noqa: PLC0415 - only this test wants a path outside tmp_path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(main(Path(tmp) / "runs.db"))
+    asyncio.run(main())
 
 
 def test_a_claim_reports_runs_other_workers_hold(make_store: StoreFactory) -> None:
@@ -463,3 +480,69 @@ def test_a_bad_lease_is_refused(tmp_path: Path, lease: float) -> None:
 def test_sqlite_store_satisfies_the_protocol(tmp_path: Path) -> None:
     """SQLiteRunStore is a RunStore."""
     assert isinstance(SQLiteRunStore(tmp_path / "runs.db"), RunStore)
+
+
+def test_redis_store_leaves_a_client_it_was_given_open(redis_url: str) -> None:
+    """A RedisRunStore is a RunStore; closing it leaves the caller's client open."""
+    import redis.asyncio as aioredis  # noqa: PLC0415 - the extra
+
+    from openai_runs.redis import RedisRunStore  # noqa: PLC0415 - the extra
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        async with RedisRunStore(client, name="given") as store:
+            assert isinstance(store, RunStore)
+            assert await store.add("me", [("t", "r", [1])]) == [True]
+        assert await client.ping()
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_unreachable_redis_is_a_store_error() -> None:
+    """A Redis nobody answers at fails on opening with a StoreError."""
+    pytest.importorskip("redis")
+    from openai_runs.redis import RedisRunStore  # noqa: PLC0415 - the extra
+
+    async def main() -> None:
+        store = RedisRunStore(f"redis://127.0.0.1:{free_port()}/0")
+        with pytest.raises(StoreError, match="run store 'default'"):
+            async with store:
+                pass
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("redis://127.0.0.1:1/0",), {"name": ""}, "name"),
+        (("redis://127.0.0.1:1/0",), {"lease": 0}, "lease"),
+        (("http://example.com",), {}, "url_or_client"),
+    ],
+)
+def test_bad_redis_store_arguments_are_refused(
+    args: tuple[Any, ...], kwargs: dict[str, Any], match: str
+) -> None:
+    """An empty name, a bad lease or a URL that is not Redis's is refused at once."""
+    pytest.importorskip("redis")
+    from openai_runs.redis import RedisRunStore  # noqa: PLC0415 - the extra
+
+    with pytest.raises(InvalidRequestError, match=match):
+        RedisRunStore(*args, **kwargs)
+
+
+def test_importing_the_package_and_its_stores_never_imports_redis() -> None:
+    """`import openai_runs`, `openai_runs.store` and the CLI leave redis-py unloaded."""
+    code = (
+        "import sys, openai_runs, openai_runs.store, openai_runs._cli; "
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

@@ -202,6 +202,50 @@ def test_create_thread_and_run_stream() -> None:
     assert run.status == "completed"
 
 
+def test_stream_takes_the_create_parameters_and_the_watch_options() -> None:
+    """stream() takes create's parameters (idempotency_key included) and the watch options (on_status)."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = await new_thread(client)
+        seen: list[str] = []
+        stream = client.runs.stream(
+            thread_id,
+            assistant_id="asst_1",
+            metadata={"team": "a"},
+            idempotency_key="turn-1",
+            on_status=lambda run: seen.append(run.status),
+            timeout=10,
+        )
+        async with stream:
+            run = await stream.final_run()
+        return run, seen
+
+    run, seen = serve(body)
+    assert run.metadata == {"team": "a", "openai_runs_idempotency_key": "turn-1"}
+    assert seen[-1] == "completed"
+
+
+def test_stream_refuses_bad_parameters_before_sending() -> None:
+    """A misspelled parameter is a TypeError and a bad include an InvalidRequestError, with no request sent."""
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        thread_id = await new_thread(client)
+        before = emu.counts.total
+        with pytest.raises(TypeError, match="temprature"):
+            client.runs.stream(thread_id, assistant_id="a", temprature=1)  # type: ignore[call-arg]
+        with pytest.raises(exc.InvalidRequestError, match="include"):
+            client.runs.stream(thread_id, assistant_id="a", include=["bogus"])
+        with pytest.raises(TypeError, match="temprature"):
+            client.runs.create_thread_and_run_stream(assistant_id="a", temprature=1)  # type: ignore[call-arg]
+        with pytest.raises(exc.InvalidRequestError, match="timeout"):
+            client.runs.submit_tool_outputs_stream(
+                thread_id, "run_1", tool_outputs=[], timeout=float("nan")
+            )
+        return emu.counts.total - before
+
+    assert serve(body) == 0
+
+
 def test_usable_without_async_with() -> None:
     """async for alone works too, and final_run after it."""
 
@@ -279,7 +323,9 @@ def test_caller_cancel_cancels_the_run() -> None:
     async def body(emu: Emulator, client: RunsClient) -> Run:
         thread_id = await new_thread(client)
         stream = client.runs.stream(
-            thread_id, assistant_id="asst_1", cancel_on_caller_cancel=True
+            thread_id,
+            assistant_id="asst_1",
+            policy=WatchPolicy(cancel_on_caller_cancel=True),
         )
         started = asyncio.Event()
 

@@ -357,7 +357,7 @@ def test_a_request_timeout_and_a_watch_timeout_are_errors(recorded: Recorded) ->
             )
         with pytest.raises(exc.WatchTimeoutError):
             await client.runs.poll(
-                run["thread_id"], run["id"], policy=FAST, timeout=0.5
+                run["thread_id"], run["id"], policy=FAST, timeout=1.5
             )
 
     against_emulator(body)
@@ -699,3 +699,65 @@ def test_leaving_watch_many_early_ends_every_span(recorded: Recorded) -> None:
     assert errors == ["None", "cancelled", "cancelled", "cancelled"]
     (active,) = recorded.points("openai_runs.watch.active")
     assert active.value == 0
+
+
+def test_azure_request_id_is_the_request_id(recorded: Recorded) -> None:
+    """A server that sends only `apim-request-id` (Azure's gateway) still gives the span its request id."""
+    from aiohttp import web  # noqa: PLC0415
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415
+
+    run = {
+        "id": "run_1",
+        "object": "thread.run",
+        "created_at": 1,
+        "thread_id": "thread_1",
+        "assistant_id": "asst_1",
+        "status": "completed",
+    }
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response(run, headers={"apim-request-id": "apim-42"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/threads/{thread_id}/runs/{run_id}", answer)
+        async with (
+            TestServer(app) as server,
+            RunsClient(api_key=KEY, base_url=str(server.make_url(""))) as client,
+        ):
+            await client.runs.retrieve("thread_1", "run_1")
+
+    asyncio.run(main())
+    span = recorded.one("GET /threads/{thread_id}/runs/{run_id}")
+    assert (span.attributes or {})["openai_runs.request_id"] == "apim-42"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["thread", "coroutine"])
+def test_spans_a_tool_makes_are_children_of_its_execute_tool_span(
+    recorded: Recorded, asynchronous: bool
+) -> None:
+    """What a tool handler traces itself (in a worker thread or on the loop) nests under its execute_tool span."""
+    tracer = trace.get_tracer("tool", tracer_provider=_provider_of(recorded))
+
+    def lookup(call: ToolCall) -> str:
+        with tracer.start_as_current_span("weather lookup"):
+            return "sunny"
+
+    async def lookup_async(call: ToolCall) -> str:
+        return lookup(call)
+
+    async def body(emu: Emulator, client: RunsClient) -> Any:
+        run = emu.create_run(
+            script=RunScript.requires_action(
+                ScriptedCall("get_weather", "{}"), after=0.02, then=0.02
+            )
+        )
+        handler = lookup_async if asynchronous else lookup
+        await client.runs.poll(
+            run["thread_id"], run["id"], policy=FAST, tool_handler=handler
+        )
+
+    against_emulator(body)
+    assert child_of(
+        recorded.one("weather lookup"), recorded.one("execute_tool get_weather")
+    )

@@ -12,7 +12,7 @@ import pytest
 from openai_runs import RunsClient, WatchPolicy
 from openai_runs import exceptions as exc
 from openai_runs.models import ToolOutput
-from openai_runs.testing import Emulator, RunScript
+from openai_runs.testing import Emulator, ManualClock, RunScript
 
 POLICY = WatchPolicy(initial=0.01, multiplier=1.5, maximum=0.03, jitter=0.0)
 
@@ -86,12 +86,23 @@ def test_wait_idle_waits_for_the_run_to_end_and_returns_it() -> None:
     """wait_idle returns the run once it has ended; then a message goes in."""
 
     async def main() -> None:
-        async with emulated() as (emu, client):
+        # The run ends when the test moves the clock, not after a real
+        # interval a loaded machine could spend before the first request.
+        clock = ManualClock()
+        async with emulated(clock=clock) as (emu, client):
             created = emu.create_run(script=RunScript.completed(0.1))
             t = created["thread_id"]
             with pytest.raises(exc.ThreadLockedError):
                 await client.messages.create(t, content="hi")
-            last = await client.runs.wait_idle(t, policy=POLICY, timeout=5)
+            waiting = asyncio.create_task(
+                client.runs.wait_idle(t, policy=POLICY, timeout=10)
+            )
+            async with asyncio.timeout(5):  # polls, however slowly, of the live run
+                while emu.counts.retrieves[created["id"]] < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert not waiting.done()
+            clock.advance(0.1)
+            last = await waiting
             assert last is not None
             assert (last.id, last.status) == (created["id"], "completed")
             await client.messages.create(t, content="hi")

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 import pytest
-from _spec import THREADS, json_schema, response_examples, schema_examples
+from _spec import GENERATED, THREADS, json_schema, response_examples, schema_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
@@ -139,6 +139,7 @@ def assert_round_trips(payload: Any, schema_name: str) -> None:
     assert payload == sent, "structuring changed its input"
 
 
+@GENERATED
 @PROPERTY
 @given(payload=payloads("ThreadObject"))
 def test_generated_thread_round_trips(payload: dict[str, Any]) -> None:
@@ -146,9 +147,7 @@ def test_generated_thread_round_trips(payload: dict[str, Any]) -> None:
     assert_round_trips(payload, "ThreadObject")
 
 
-# hypothesis-jsonschema builds the MessageObject strategy slowly: on Python 3.13
-# under CI it took over the 120 s default (it passes on 3.11 and 3.12).
-@pytest.mark.timeout(600)
+@GENERATED
 @settings(PROPERTY, max_examples=max(1, HYPOTHESIS_EXAMPLES // 2))
 @given(payload=payloads("MessageObject"))
 def test_generated_message_round_trips(payload: dict[str, Any]) -> None:
@@ -159,6 +158,7 @@ def test_generated_message_round_trips(payload: dict[str, Any]) -> None:
     assert not any(isinstance(p, UnknownPart) for p in message.content)
 
 
+@GENERATED
 @settings(PROPERTY, max_examples=max(1, HYPOTHESIS_EXAMPLES // 3))
 @given(payload=payloads("ListMessagesResponse"))
 def test_generated_message_page_round_trips(payload: dict[str, Any]) -> None:
@@ -167,6 +167,7 @@ def test_generated_message_page_round_trips(payload: dict[str, Any]) -> None:
     assert_round_trips(payload, "ListMessagesResponse")
 
 
+@GENERATED
 @PROPERTY
 @given(
     payload=payloads("DeleteThreadResponse") | payloads("DeleteMessageResponse"),

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import pytest
 from _scripted import FAST, Reply, error, run_json, run_of, serve
+from _timing import loop_lag
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -259,18 +260,21 @@ def test_a_run_past_its_deadline_needs_no_request_slot() -> None:
         **{f"run_{i}": run_of("in_progress") for i in range(5)},
     }
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         budget = LocalBudget(max_in_flight=1)
-        async with serve(scripts, budget=budget) as (client, _):
+        async with loop_lag() as lag, serve(scripts, budget=budget) as (client, _):
             pairs = [("thread_1", r) for r in scripts]
             started = time.monotonic()
             late = 0.0
             async for result in client.runs.watch_many(pairs, timeout=0.3, policy=FAST):
                 assert isinstance(result.error, exc.WatchTimeoutError)
                 late = max(late, time.monotonic() - started - 0.3)
-            return late
+        return late, lag.worst
 
-    assert asyncio.run(main()) < 0.1
+    # Waiting for the slot would be 2.7 s late; a loaded machine's own
+    # lateness (the loop waking late) is measured, not guessed.
+    late, lag = asyncio.run(main())
+    assert late < 0.1 + lag
 
 
 def test_a_server_stuck_at_requires_action_runs_the_handler_once() -> None:

@@ -199,13 +199,19 @@ def test_permanent_faults_end_the_watch_at_once(
 
 def test_deadline_raises_with_the_last_run_seen() -> None:
     """Past the deadline wait() raises WatchTimeoutError carrying the last run, on time."""
-    started = time.monotonic()
+    # The watch's own clock: a loaded machine cannot make the first answer
+    # arrive after the deadline, and "on time" is exact.
+    time_ = FakeTime()
     error_ = watch_error(
-        run_of("queued", "in_progress"), exc.WatchTimeoutError, timeout=0.06
+        run_of("queued", "in_progress"),
+        exc.WatchTimeoutError,
+        timeout=0.06,
+        clock=time_.clock,
+        sleep=time_.sleep,
     )
     assert issubclass(exc.WatchTimeoutError, exc.OpenAIRunsError)
     assert error_.run.status == "in_progress"
-    assert time.monotonic() - started < 0.5
+    assert time_.now - 1000.0 == pytest.approx(0.06)
 
 
 def test_retry_sleep_is_clamped_to_the_deadline() -> None:
@@ -255,16 +261,20 @@ def test_timed_cancel_grace_is_bounded() -> None:
     """A run stuck in cancelling ends the watch after the grace period, never hangs."""
     script = run_of("in_progress", after_cancel=[Reply("cancelling")])
     policy = attrs.evolve(FAST, cancel_grace=0.05)
-    started = time.monotonic()
+    time_ = FakeTime()
     error_ = watch_error(
         script,
         exc.WatchTimeoutError,
         timeout=0.03,
         cancel_on_timeout=True,
         policy=policy,
+        clock=time_.clock,
+        sleep=time_.sleep,
     )
     assert error_.run.status == "cancelling"
-    assert time.monotonic() - started < 0.5
+    assert script.cancels == 1
+    # The deadline, then the grace, on the watch's own clock.
+    assert time_.now - 1000.0 == pytest.approx(0.03 + 0.05)
 
 
 @pytest.mark.parametrize("cancel_run", [False, True])

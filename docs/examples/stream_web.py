@@ -9,11 +9,13 @@ import asyncio
 
 from aiohttp import web
 
-from openai_runs import RunsClient, testing
+from openai_runs import RunsClient, WatchPolicy, testing
 from openai_runs.models import MessageRequest, ThreadRequest
 
 CLIENT = web.AppKey("client", RunsClient)
 ASSISTANT = web.AppKey("assistant", str)
+# This handler cancelled (the browser went away): stop the run too.
+CANCEL_WITH_HANDLER = WatchPolicy(cancel_on_caller_cancel=True)
 
 
 async def ask(request: web.Request) -> web.StreamResponse:
@@ -25,7 +27,7 @@ async def ask(request: web.Request) -> web.StreamResponse:
         assistant_id=request.app[ASSISTANT],
         thread=ThreadRequest(messages=[MessageRequest(role="user", content=question)]),
         timeout=120,  # the whole answer, not one read
-        cancel_on_caller_cancel=True,  # this handler cancelled: stop the run too
+        policy=CANCEL_WITH_HANDLER,
     )
     async with stream:
         async for text in stream.text_deltas():

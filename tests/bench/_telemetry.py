@@ -7,6 +7,9 @@ process retrieves the same run in each mode, interleaved (the order rotates
 each repetition), so that every figure comes from the same run:
 
 - ``aiohttp``: one ``ClientSession`` and ``json.loads``, the floor;
+- ``baseline``: openai_runs with its request path as it was before the
+  hooks (``RunsClient._send`` without the ``_observe.hooks`` check, patched
+  in for this client only): what "off" is compared with;
 - ``off``: openai_runs, not instrumented (or instrumented and then
   ``uninstrument()``-ed: the same path);
 - ``on, API only``: ``telemetry.instrument()`` with OpenTelemetry's no-op
@@ -19,7 +22,7 @@ each repetition), so that every figure comes from the same run:
 
 Figures: client CPU µs per call (``time.process_time``, so the batch
 processor's thread counts too), at 1 and 64 calls in flight, medians over
-the repetitions, with ratios to ``aiohttp`` and to ``off``. A last line
+the repetitions, with ratios to ``aiohttp``, to ``baseline`` and to ``off``. A last line
 times the check that the request path makes while instrumentation is off
 (``_observe.hooks is None``), against the CPU of one retrieve.
 """
@@ -34,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import timeit
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ from typing import Any
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-MODES = ("aiohttp", "off", "on, API only", "on, SDK")
+MODES = ("aiohttp", "baseline", "off", "on, API only", "on, SDK")
 API_KEY = "sk-bench"
 
 
@@ -73,6 +77,31 @@ async def cpu_per_call(
     cpu = time.process_time()
     await asyncio.gather(*(worker(per) for _ in range(workers)))
     return (time.process_time() - cpu) / (per * workers) * 1e6
+
+
+async def _send_without_hook(
+    self: Any,
+    method: str,
+    path: tuple[str, ...],
+    query: list[tuple[str, str]],
+    data: bytes | None,
+    timeout: float | None,
+    *,
+    retry_sent: bool,
+    resend: int,
+) -> Any:
+    """`RunsClient._send` as it was before the telemetry hook."""
+    from openai_runs._client import _NotRetried
+    from openai_runs.exceptions import APIConnectionError
+
+    try:
+        return await self._transport.request(
+            method, path, params=query, body=data, timeout=timeout
+        )
+    except APIConnectionError as lost:
+        if not retry_sent and lost.request_sent:
+            raise _NotRetried(lost) from lost
+        raise
 
 
 def _providers() -> dict[str, tuple[Any, Any]]:
@@ -111,6 +140,8 @@ async def measure(url: str, *, reps: int, calls: dict[int, int]) -> dict[str, An
         batch = await resp.json()
     thread_id, run_id = batch["thread_id"], batch["run_ids"][0]
     client = openai_runs.RunsClient(api_key=API_KEY, base_url=f"{url}/v1")
+    baseline = openai_runs.RunsClient(api_key=API_KEY, base_url=f"{url}/v1")
+    baseline._send = types.MethodType(_send_without_hook, baseline)  # type: ignore[method-assign]
     raw = aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "assistants=v2"}
     )
@@ -123,6 +154,11 @@ async def measure(url: str, *, reps: int, calls: dict[int, int]) -> dict[str, An
     async def sdk_retrieve() -> Any:
         return await client.runs.retrieve(thread_id, run_id)
 
+    async def baseline_retrieve() -> Any:
+        return await baseline.runs.retrieve(thread_id, run_id)
+
+    calls_of = {"aiohttp": raw_retrieve, "baseline": baseline_retrieve}
+
     providers = _providers()
     samples: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}
     try:
@@ -131,7 +167,7 @@ async def measure(url: str, *, reps: int, calls: dict[int, int]) -> dict[str, An
             for mode in (*MODES[k:], *MODES[:k]):
                 if mode in providers:
                     telemetry.instrument(*providers[mode])
-                fn = raw_retrieve if mode == "aiohttp" else sdk_retrieve
+                fn = calls_of.get(mode, sdk_retrieve)
                 try:
                     for conc, n in calls.items():
                         us = await cpu_per_call(fn, n, conc)
@@ -140,6 +176,7 @@ async def measure(url: str, *, reps: int, calls: dict[int, int]) -> dict[str, An
                     telemetry.uninstrument()
     finally:
         await client.aclose()
+        await baseline.aclose()
         await raw.close()
         for tracer_provider, meter_provider in providers.values():
             getattr(tracer_provider, "shutdown", lambda: None)()
@@ -160,9 +197,26 @@ def _summary(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
             conc: {
                 "cpu_us_per_call": round(us, 1),
                 "ratio_to_aiohttp": round(us / medians["aiohttp"][conc], 3),
+                "ratio_to_baseline": round(us / medians["baseline"][conc], 3),
                 "ratio_to_off": round(us / medians["off"][conc], 3),
             }
             for conc, us in by.items()
+        }
+    # The paired ratio off / baseline of each repetition: its spread is the
+    # noise of this run, which any cost of the check has to stand out from.
+    result["off_to_baseline"] = {}
+    for conc in samples["off"]:
+        paired = [
+            off / base
+            for off, base in zip(
+                samples["off"][conc], samples["baseline"][conc], strict=True
+            )
+        ]
+        q1, median, q3 = statistics.quantiles(paired, n=4, method="inclusive")
+        result["off_to_baseline"][conc] = {
+            "median": round(median, 3),
+            "q1": round(q1, 3),
+            "q3": round(q3, 3),
         }
     number = 2_000_000
     seconds = timeit.timeit(
@@ -177,9 +231,11 @@ def _summary(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
 def telemetry_section(*, quick: bool) -> dict[str, Any]:
     """The telemetry figure, with its own server process."""
     server, url = start_server()
-    calls = {1: 400, 64: 1280} if quick else {1: 1200, 64: 3840}
+    # Many short rounds rather than a few long ones: every mode meets the
+    # same moments of a shared machine's load, and the medians settle.
+    calls = {1: 150, 64: 640} if quick else {1: 300, 64: 1280}
     try:
-        return asyncio.run(measure(url, reps=4 if quick else 8, calls=calls))
+        return asyncio.run(measure(url, reps=12 if quick else 30, calls=calls))
     finally:
         assert server.stdin is not None
         server.stdin.close()
@@ -188,15 +244,22 @@ def telemetry_section(*, quick: bool) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     print(
-        "\ntelemetry: retrieve, client CPU µs per call (ratio to aiohttp, ratio to off)"
+        "\ntelemetry: retrieve, client CPU µs per call "
+        "(ratio to aiohttp, to baseline, to off)"
     )
     for mode, by in result["modes"].items():
         cells = "  ".join(
             f"{conc:>3} in flight {r['cpu_us_per_call']:7.1f} µs "
-            f"({r['ratio_to_aiohttp']:.2f}x, {r['ratio_to_off']:.2f}x off)"
+            f"({r['ratio_to_aiohttp']:.2f}x, {r['ratio_to_baseline']:.3f}x base, "
+            f"{r['ratio_to_off']:.2f}x off)"
             for conc, r in by.items()
         )
         print(f"  {mode:<14} {cells}")
+    for conc, r in result["off_to_baseline"].items():
+        print(
+            f"  off / baseline, paired by repetition, {conc:>3} in flight: "
+            f"median {r['median']:.3f} (quartiles {r['q1']:.3f} to {r['q3']:.3f})"
+        )
     share = result["off_check_share_of_retrieve"]
     print(
         f"  the check while off: {result['off_check_ns']:.0f} ns a request, "

@@ -49,6 +49,8 @@ from openai_runs.models import (
     ToolOutput,
     as_datetime,
 )
+from openai_runs.redis import RedisRunStore
+from openai_runs.store import RunStore, SQLiteRunStore, StoredRun
 from openai_runs.testing import Assistant, Emulator, Fault, RateLimit
 
 
@@ -261,3 +263,19 @@ def observability() -> None:
         trace.get_tracer_provider(), metrics.get_meter_provider(), capture_content=True
     )
     telemetry.uninstrument()
+
+
+async def stores(client: RunsClient) -> None:
+    """Watches recorded in a run store, and resumed."""
+    pairs = [("thread_1", "run_1", {"order": 17})]
+    async with SQLiteRunStore("runs.db", lease=10) as store:
+        async for item in client.runs.watch_many(pairs, store=store, timeout=60):
+            assert_type(item, WatchResult)
+        async for item in client.runs.resume_many(store, timeout=60):
+            assert_type(item.ok, bool)
+        runs = await store.runs()
+        assert_type(runs, list[StoredRun])
+        assert_type(await store.counts(), dict[str, int])
+    shared: RunStore = RedisRunStore("redis://localhost:6379/0", name="batch-42")
+    async for item in client.runs.resume_many(shared):
+        assert_type(item.final_run, Run | None)
