@@ -575,6 +575,55 @@ def write_scorecard(doc: Path, table: str) -> bool:
     return True
 
 
+def plot_tasks(results: dict[str, Any], path: Path) -> None:
+    """The scorecard's figure: one polling task per run, CPU and detection p99."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"openai_runs": "#2a7ae2", "openai": "#999999", "aiohttp": "#2ca02c"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    _plot_tasks(results["tasks"], axes, colors)
+    m = results["machine"]
+    fig.suptitle(
+        f"one runs.poll task per run: {m['cpus']} CPUs ({m['cpu_model']}), "
+        f"Python {m['python']}" + (" (--quick)" if results["config"]["quick"] else ""),
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_tasks(tasks: dict[str, Any], axes: Any, colors: dict[str, str]) -> None:
+    """One polling task per run: CPU per request, and detection p99."""
+    cases = [c for c in ("tasks 10000", "tasks 2000") if c in tasks]
+    width = 0.27
+    left, right = axes
+    for i, name in enumerate(NAMES):
+        xs = [j + (i - 1) * width for j, c in enumerate(cases) if name in tasks[c]]
+        ys = [tasks[c][name]["cpu_us_per_poll"] for c in cases if name in tasks[c]]
+        if xs:
+            left.bar(xs, ys, width, label=name, color=colors[name])
+    left.set_xticks(range(len(cases)), [f"{c.split()[1]} poll tasks" for c in cases])
+    left.set_ylabel("client CPU µs per request")
+    left.set_title("one runs.poll task per run (500 ms hint)")
+    left.legend()
+    if "tasks 2000" in tasks:
+        by_name = tasks["tasks 2000"]
+        names = [n for n in NAMES if n in by_name and by_name[n]["latency_p99"]]
+        right.bar(
+            names,
+            [by_name[n]["latency_p99"] for n in names],
+            color=[colors[n] for n in names],
+        )
+        right.set_yscale("log")
+        right.set_ylabel("detection latency p99, s (log)")
+        right.set_title("2,000 runs by poll tasks: detection p99")
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -679,6 +728,12 @@ def main() -> None:
         help="the page the scorecard is written into (when every row was measured)",
     )
     parser.add_argument(
+        "--replot",
+        type=Path,
+        default=None,
+        help="draw the plot from a results JSON of an earlier run, and stop",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         choices=SECTIONS,
@@ -693,6 +748,15 @@ def main() -> None:
         "--no-telemetry", action="store_true", help="skip the telemetry figure"
     )
     args = parser.parse_args()
+    if args.replot is not None:
+        earlier = json.loads(args.replot.read_text())
+        if "watch" in earlier:
+            plot(earlier, args.plot)
+            print(f"wrote {args.plot}")
+        if "tasks" in earlier:
+            plot_tasks(earlier, args.plot.with_name("bench-tasks.png"))
+            print(f"wrote {args.plot.with_name('bench-tasks.png')}")
+        return
     only = set(args.only)
     if args.no_watch:
         only -= {"watch", "tasks"}
@@ -757,6 +821,10 @@ def main() -> None:
     if all(k in results for k in ("retrieve", "watch")):
         plot(results, args.plot)
         written.append(str(args.plot))
+    if "tasks" in results:
+        tasks_plot = args.plot.with_name("bench-tasks.png")
+        plot_tasks(results, tasks_plot)
+        written.append(str(tasks_plot))
     print(f"\n{results['seconds']} s; wrote {', '.join(written)}")
 
 
