@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from . import RunsClient, RunWatcher, _cli_many, _observe, converter, tool_registry
 from ._client import FOUNDRY_ENDPOINT_ENV
@@ -40,14 +40,12 @@ from .models import (
     ToolCallsDetails,
     as_datetime,
 )
-from .testing import (
-    Assistant,
-    Emulator,
-    ManualClock,
-    RateLimit,
-    RunScript,
-    ScriptedCall,
-)
+
+if TYPE_CHECKING:
+    from .testing import Assistant
+
+# The emulator (openai_runs.testing, and aiohttp.web with it) is imported by
+# the commands that serve it: every other command starts without it.
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -668,6 +666,8 @@ def _load_assistants(path: Path | None) -> list[Assistant]:
         ValueError: If the file is unreadable or its assistants invalid.
         TypeError: If the file is not a JSON array.
     """
+    from .testing import Assistant  # noqa: PLC0415 - see the imports
+
     if path is None:
         return []
     try:
@@ -683,6 +683,8 @@ def _load_assistants(path: Path | None) -> list[Assistant]:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from .testing import Emulator, ManualClock, RateLimit  # noqa: PLC0415
+
     try:
         assistants = _load_assistants(args.assistants)
     except (ValueError, TypeError) as error:
@@ -859,6 +861,8 @@ async def _demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+    from .testing import Emulator  # noqa: PLC0415 - see the imports
+
     emulator = Emulator(scripts=_demo_scripts(), poll_after_ms=200)
     async with emulator:
         print(f"Emulator serving {emulator.url}", file=sys.stderr)
@@ -871,6 +875,8 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_scripts() -> dict[str, Any]:
+    from .testing import RunScript, ScriptedCall  # noqa: PLC0415 - see the imports
+
     return {
         "quick": RunScript.completed(after=0.5),
         "steady": RunScript.completed(after=1.5),

@@ -15,6 +15,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.strategies import configure_tagged_union
 
 from . import models as m
+from ._fastpath import build_model, field_types, kind_of, mark, not_fast
 
 __all__ = ["client_converter", "converter", "request_converter"]
 
@@ -35,8 +36,15 @@ def _timestamp(value: Any, _: Any) -> Any:
     return value
 
 
+mark(_timestamp, "timestamp", _FLOAT_MAX)
+
+
 def _model_structure_hook(
-    cl: type, converter: cattrs.Converter
+    cl: type,
+    converter: cattrs.Converter,
+    *,
+    fast_path: bool = True,
+    built: dict[Any, Callable[[Any], Any]] | None = None,
 ) -> Callable[[Any, Any], Any]:
     """Structure *cl*, collecting keys it has no field for into `extra`."""
     attrs.resolve_types(get_origin(cl) or cl)
@@ -49,8 +57,37 @@ def _model_structure_hook(
     base: Callable[[Any, Any], Any] = make_dict_structure_fn(
         cl, converter, extra=override(omit=True), **stamps
     )
+    # The fast path (see _fastpath): the same hooks cattrs just looked up,
+    # folded into one function, generated at first use; anything it does not
+    # take goes to the detailed hook.
+    types = field_types(cl) if fast_path else None
+    fast: Callable[[Any], Any] | None = None
+    building = False
 
-    def structure(data: Any, _: Any) -> Any:
+    def get_fast() -> Callable[[Any], Any] | None:
+        nonlocal fast, building
+        if fast is None and built is not None:
+            # cattrs builds a model's hook more than once (a field's hook is
+            # looked up without caching): the fast function once per converter.
+            fast = built.get(cl)
+        if fast is None and not building and types is not None:
+            building = True  # a model nested in itself calls its hook
+            try:
+                hooks = {
+                    name: _timestamp
+                    if name in stamps
+                    else converter.get_structure_hook(t)
+                    for name, t in types.items()
+                    if name != "extra"
+                }
+                fast = build_model(converter, cl, hooks, known) or not_fast
+                if built is not None:
+                    built[cl] = fast
+            finally:
+                building = False
+        return None if fast is not_fast else fast
+
+    def detailed(data: Any, _: Any) -> Any:
         # `__class__ is dict` first: what json.loads returns, and far cheaper
         # than the ABC check of isinstance(..., Mapping).
         if data.__class__ is not dict and not isinstance(data, Mapping):
@@ -67,7 +104,16 @@ def _model_structure_hook(
             object.__setattr__(obj, "extra", extra)
         return obj
 
-    return structure
+    if types is None:
+        return detailed
+
+    def structure(data: Any, _: Any) -> Any:
+        try:
+            return (fast or get_fast() or not_fast)(data)
+        except Exception:  # noqa: BLE001 - the detailed path decides, and says why
+            return detailed(data, _)
+
+    return mark(structure, "model", get_fast)
 
 
 def _model_unstructure_hook(
@@ -111,7 +157,7 @@ def _json_scalar(kind: type, accepts: tuple[type, ...]) -> Callable[[Any, Any], 
         # A subclass (a StrEnum) is dispatched here too: build it as cattrs would.
         return value if cl is kind else cl(value)
 
-    return structure
+    return mark(structure, "scalar", kind)
 
 
 def _is_optional(cl: Any) -> bool:
@@ -135,12 +181,14 @@ def _optional_hook(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any],
                 return value
             return hook(value, inner)
 
+        if kind_of(hook) == ("scalar", inner):
+            mark(structure_scalar, "optional_scalar", inner)
         return structure_scalar
 
     def structure(value: Any, _: Any) -> Any:
         return None if value is None else hook(value, inner)
 
-    return structure
+    return mark(structure, "optional", hook, inner)
 
 
 _SCALARS = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
@@ -155,7 +203,7 @@ def _open_enum_hook(enum: type[StrEnum]) -> Callable[[Any, Any], Any]:
             raise TypeError(f"expected a string, got {type(value).__name__}")
         return members.get(value, value)
 
-    return structure
+    return mark(structure, "enum", members)
 
 
 def _str_or(converter: cattrs.Converter, model: Any) -> Callable[[Any, Any], Any]:
@@ -167,7 +215,7 @@ def _str_or(converter: cattrs.Converter, model: Any) -> Callable[[Any, Any], Any
             return value
         return hook(value, model)
 
-    return structure
+    return mark(structure, "str_or", hook, model)
 
 
 def _tagged(
@@ -181,6 +229,10 @@ def _tagged(
         tag_name="type",
         default=unknown,
     )
+    # The fast path dispatches as the strategy's hook does, straight to each
+    # variant's fast function.
+    by_tag = {tags.get(cl, ""): cl for cl in get_args(union)}
+    mark(converter.get_structure_hook(union), "tagged", by_tag, unknown)
     # Every variant keeps `type` as a field, so unstructure by the value's own
     # class: the strategy's hook would overwrite an unknown variant's tag.
     converter.register_unstructure_hook(
@@ -188,9 +240,19 @@ def _tagged(
     )
 
 
-def _configure(converter: cattrs.Converter) -> cattrs.Converter:
-    """Teach *converter* the API's JSON: models, scalars, open enums, unions."""
-    converter.register_structure_hook_factory(_is_model, _model_structure_hook)
+def _configure(
+    converter: cattrs.Converter, *, fast_path: bool = True
+) -> cattrs.Converter:
+    """Teach *converter* the API's JSON: models, scalars, open enums, unions.
+
+    Without *fast_path* every model is structured by cattrs' detailed hooks
+    alone (for the tests that hold the fast path to them).
+    """
+    mark(converter.get_structure_hook(Any), "any")
+    converter.register_structure_hook_factory(
+        _is_model,
+        functools.partial(_model_structure_hook, fast_path=fast_path, built={}),
+    )
     converter.register_unstructure_hook_factory(_is_model, _model_unstructure_hook)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)
     # Registered before any hook below is built: generated hooks look these up once.

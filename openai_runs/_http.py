@@ -17,7 +17,7 @@ from aiohttp.client_reqrep import RequestInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .auth import Auth
+from .auth import ApiKeyAuth, Auth, BearerAuth
 from .exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -63,6 +63,10 @@ _MIN_SECRET: Final = 8
 # The credentials recently sent: a refreshed token replaces the old one, but
 # an answer to a request sent with the old one may still come back.
 _SECRETS_KEPT: Final = 4
+
+
+_FIXED_AUTHS = (BearerAuth, ApiKeyAuth)
+"""Auths whose headers never change: built once per transport."""
 
 
 def _segment(part: str) -> str:
@@ -126,6 +130,11 @@ class Transport:
     secrets: deque[str] = attrs.field(
         factory=lambda: deque(maxlen=_SECRETS_KEPT), init=False, repr=False
     )
+    # A fixed key's request headers, built once: (auth, its credentials, the
+    # headers without a body, with one).
+    _fixed: tuple[Auth, Mapping[str, str], dict[str, str], dict[str, str]] | None = (
+        attrs.field(default=None, init=False, repr=False)
+    )
 
     def __attrs_post_init__(self) -> None:
         self.owns_session = self.session is None
@@ -185,20 +194,36 @@ class Transport:
             url += "?" + urlencode([*self.query, *params])
         budget = timeout or self.timeout
         started = time.monotonic()
-        try:
-            # A credential's token fetch is part of the request: its timeout
-            # bounds the fetch too, and the answer gets what the fetch left.
-            async with asyncio.timeout(budget):
-                credentials = await self.auth.headers()
-        except TimeoutError as exc:
-            where = _where(method, path)
-            raise APITimeoutError(
-                f"{where}: no token within the timeout", request_sent=False
-            ) from exc
-        self._remember(credentials)
-        headers = {**self.headers, **credentials}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        fixed = self._fixed
+        credentials: Mapping[str, str]
+        if fixed is not None and fixed[0] is self.auth:
+            credentials = fixed[1]
+            headers = fixed[2] if body is None else fixed[3]
+        elif self.auth.__class__ in _FIXED_AUTHS:
+            # A fixed key: nothing to wait for, and the same headers on every
+            # request, built (and the key remembered for redaction) once.
+            credentials = await self.auth.headers()
+            self._remember(credentials)
+            headers = {**self.headers, **credentials}
+            with_body = {**headers, "Content-Type": "application/json"}
+            self._fixed = (self.auth, credentials, headers, with_body)
+            headers = headers if body is None else with_body
+        else:
+            try:
+                # A credential's token fetch is part of the request: its
+                # timeout bounds the fetch too, and the answer gets what the
+                # fetch left.
+                async with asyncio.timeout(budget):
+                    credentials = await self.auth.headers()
+            except TimeoutError as exc:
+                where = _where(method, path)
+                raise APITimeoutError(
+                    f"{where}: no token within the timeout", request_sent=False
+                ) from exc
+            self._remember(credentials)
+            headers = {**self.headers, **credentials}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
         left = budget - (time.monotonic() - started)
         try:
             # One asyncio timer bounds the exchange: aiohttp's own timeouts

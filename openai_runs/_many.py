@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from . import _observe
+from ._budget import DEFAULT_MAX_IN_FLIGHT
 from ._journal import Journal
 from ._watch_core import Finish, Send, Serve, Settings, Sleep, WatchMachine
 from ._watcher import Clock, WatchClient, report, send, serve
@@ -154,8 +155,11 @@ class _Scheduler:
     """The heap of sleeping watches, and a task for each request or handler at work.
 
     A sleeping run is a heap entry and a machine of a few hundred bytes;
-    only a request in flight (or waiting for the client's budget) or a tool
-    handler at work has a task. The client's budget bounds the requests.
+    only a request in flight or a tool handler at work has a task. The
+    client's budget bounds the requests; the scheduler starts no more request
+    tasks than its `max_in_flight` lets through at once, and leaves the other
+    due runs on the heap (a task waiting for the budget costs a coroutine
+    stack, a future and timers: 10,000 runs due at once were ~3 KiB a run).
     """
 
     def __init__(self, client: WatchClient, settings: Settings, clock: Clock) -> None:
@@ -172,6 +176,13 @@ class _Scheduler:
         self.waiter: asyncio.Future[None] | None = None
         self.until = math.inf
         self.order = itertools.count()
+        # Request tasks at work, and how many the budget lets through at once
+        # (None: no bound, every due run gets its task).
+        self.sending = 0
+        budget = getattr(client, "budget", None)
+        self.max_sending: int | None = getattr(
+            budget, "max_in_flight", DEFAULT_MAX_IN_FLIGHT
+        )
         # Where a run read from the caller goes: straight to the heap, or
         # first to the store to be claimed.
         self.admit: Callable[[str, str, Any], None] = self.start
@@ -254,20 +265,27 @@ class _Scheduler:
         elif isinstance(action, Sleep):
             self.push(min(_on_tick(action.until), machine.limit), watch)
         else:
+            sends = isinstance(action, Send)
+            self.sending += sends
             task = asyncio.create_task(self.work(watch, action))
             self.working.add(task)
-            task.add_done_callback(lambda t: self.done(t, watch))
+            task.add_done_callback(lambda t: self.done(t, watch, sends=sends))
+
+    def full(self) -> bool:
+        """Whether as many requests are at work as the budget lets through."""
+        return self.max_sending is not None and self.sending >= self.max_sending
 
     async def step(self) -> None:
         """Advance every watch that is due, then wait for news."""
         now = self.clock()
         heap = self.heap
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and not self.full():
             _, _, watch = heapq.heappop(heap)
             self.advance(watch, now)
         if self.results:
             return
-        self.until = heap[0][0] if heap else math.inf
+        # Full: a request that ends (done) wakes this up; no timer needed.
+        self.until = heap[0][0] if heap and not self.full() else math.inf
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         # A timer handle and a future: cheaper per wake-up than asyncio.timeout
@@ -305,8 +323,12 @@ class _Scheduler:
             except Exception as exc:  # noqa: BLE001 - reported for its run
                 machine.fail(exc)
 
-    def done(self, task: asyncio.Task[None], watch: _Watch) -> None:
+    def done(self, task: asyncio.Task[None], watch: _Watch, *, sends: bool) -> None:
         self.working.discard(task)
+        if sends:
+            if self.full():
+                self.notify()  # a slot frees: due runs left on the heap may go
+            self.sending -= 1
         if self.closing:
             if watch.machine.trace is not None:
                 watch.machine.trace.close()  # never finished: watch_many closed

@@ -40,7 +40,6 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
 except ImportError as error:  # pragma: no cover - the [redis] extra is missing
     raise ImportError(
         "openai_runs.redis needs redis-py: pip install 'openai-runs[redis]'"
@@ -56,35 +55,43 @@ _WINDOW: Final = 100
 _PREFIX: Final = "openai_runs:budget"
 
 # KEYS: rate, pause, in_flight. ARGV: spacing µs (0: no rate cap), max in
-# flight (0: no bound), lease µs, lease id.
-# Returns {status, µs}: {0, wait} paused (nothing taken, ask again after
-# wait), {1, 0} every slot taken (nothing taken), {2, wait} a slot leased (if
-# bounded) and a send slot reserved `wait` from now.
+# flight (0: no bound), lease µs, how many requests n, then n lease ids.
+# Returns {status, µs, granted}: {0, wait, 0} paused (nothing taken, ask
+# again after wait), {1, 0, 0} every slot taken (nothing taken), {2, wait, m}
+# m <= n requests granted: m slots leased (if bounded) and m consecutive send
+# slots reserved, the first `wait` from now.
 _ACQUIRE: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > now then
-  return {0, paused - now}
+  return {0, paused - now, 0}
 end
+local n = tonumber(ARGV[4])
 local limit = tonumber(ARGV[2])
 if limit > 0 then
   local lease = tonumber(ARGV[3])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= limit then
-    return {1, 0}
+  local free = limit - redis.call('ZCARD', KEYS[3])
+  if free <= 0 then
+    return {1, 0, 0}
   end
-  redis.call('ZADD', KEYS[3], now + lease, ARGV[4])
+  if free < n then
+    n = free
+  end
+  for i = 1, n do
+    redis.call('ZADD', KEYS[3], now + lease, ARGV[4 + i])
+  end
   redis.call('PEXPIRE', KEYS[3], math.ceil(lease / 1000) + 1000)
 end
 local spacing = tonumber(ARGV[1])
 if spacing > 0 then
   local at = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-  redis.call('SET', KEYS[1], at + spacing, 'PX',
-             math.ceil((at + spacing - now) / 1000) + 1000)
-  return {2, at - now}
+  redis.call('SET', KEYS[1], at + n * spacing, 'PX',
+             math.ceil((at + n * spacing - now) / 1000) + 1000)
+  return {2, at - now, n}
 end
-return {2, 0}
+return {2, 0, n}
 """
 
 # KEYS: pause. ARGV: µs from now. Moves "nobody sends before T" later, never
@@ -121,6 +128,9 @@ _CONNECTIONS: Final = 8
 
 _AHEAD: Final = 0.05
 """Seconds ahead of its send time a process reserves the next send slot."""
+
+_BATCH: Final = 16
+"""The most requests of a process granted by one Redis call."""
 
 _FIRST_POLL: Final = 0.005
 """Seconds before asking again for a slot when all are taken; doubles."""
@@ -178,8 +188,12 @@ class RedisBudget:
        before the time the server asked for: the pause is kept in Redis and
        every process waits it out.
 
-    Times are Redis server time (`TIME`), so the processes' clocks need not
-    agree. Every Redis call is bounded by *timeout*. If Redis does not
+    A process's requests wait in one local queue, first come first served,
+    and one task asks Redis for up to 16 of them at a time, reserving send
+    slots at most 50 ms ahead: one round trip to Redis serves many requests,
+    and a process whose event loop stalls wakes up with a few late requests,
+    not a backlog. Times are Redis server time (`TIME`), so the processes'
+    clocks need not agree. Every Redis call is bounded by *timeout*. If Redis does not
     answer, the budget logs one WARNING and serves requests from *fallback*
     (by default a [LocalBudget][openai_runs.LocalBudget] with the same
     limits, for this process alone) and tries Redis again after
@@ -265,7 +279,8 @@ class RedisBudget:
         self._local = 0  # requests sent under the fallback, not yet answered
         self._shared = 0  # requests sent under Redis without a lease
         self._gate = asyncio.Semaphore(_CONNECTIONS)
-        self._queue = asyncio.Lock()  # one asker of Redis at a time
+        self._pending: deque[asyncio.Future[tuple[str, float]]] = deque()
+        self._dispatcher: asyncio.Task[None] | None = None
         self._slot_freed = asyncio.Event()
         self._idle = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
@@ -317,17 +332,20 @@ class RedisBudget:
 
     async def aclose(self) -> None:
         """Stop renewing leases, finish pending releases, close an owned client."""
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
+        for task in (self._keeper, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._keeper = self._dispatcher = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.timeout * 2)
             for task in set(self._tasks):
                 task.cancel()
         if self._owns_client:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            # Closing never fails the caller: a connection made on another
+            # event loop, or a server gone, leaves nothing to close cleanly.
+            with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.timeout):
                     await self._redis.aclose()
 
@@ -345,53 +363,99 @@ class RedisBudget:
     # --- the shared budget ----------------------------------------------------
 
     async def _acquire_shared(self) -> None:
-        # One asker per process at a time, first come first served. A send
-        # slot is reserved only up to _AHEAD before it comes: a process whose
-        # event loop stalls wakes up late with one or a few requests, not
-        # with a backlog of reserved slots to send at once.
-        async with self._queue:
-            lease, wait = await self._reserve()
-            self._hold(lease)
-            if wait > _AHEAD:
-                await self._sleep_holding(wait)
-                return
-        await self._sleep_holding(wait)
+        # The requests of a process wait in one local queue, first come first
+        # served; one dispatcher task asks Redis for several at a time.
+        granted = asyncio.get_running_loop().create_future()
+        self._pending.append(granted)
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.get_running_loop().create_task(
+                self._dispatch(), name=f"RedisBudget({self.name!r}) dispatcher"
+            )
+        try:
+            lease, at = await granted
+        except asyncio.CancelledError:
+            if (
+                granted.done()
+                and not granted.cancelled()
+                and granted.exception() is None
+                and (lease := granted.result()[0])
+            ):
+                self._background(self._free(lease))  # granted as it was cancelled
+            raise
+        self._hold(lease)
+        await self._sleep_holding(at - asyncio.get_running_loop().time())
 
-    async def _reserve(self) -> tuple[str, float]:
-        """Ask Redis until it grants: out of any pause, a free slot, a send time."""
-        bounded = self.max_in_flight is not None
+    async def _dispatch(self) -> None:
+        """Grant the queued requests, asking Redis for up to _BATCH at a time.
+
+        Send slots are reserved at most _AHEAD before they come: a process
+        whose event loop stalls wakes up late with a few requests, not with a
+        backlog of reserved slots to send at once.
+        """
+        pending = self._pending
+        try:
+            await self._grant(pending, self.max_in_flight is not None)
+        except _Unreachable:
+            pass  # the waiters fall back to the local budget
+        finally:
+            while pending:  # left by an outage or aclose(): they go local
+                waiter = pending.popleft()
+                if not waiter.done():
+                    waiter.set_exception(_Unreachable())
+
+    async def _grant(
+        self,
+        pending: deque[asyncio.Future[tuple[str, float]]],
+        bounded: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        spacing = self._spacing_us / 1e6
         poll = _FIRST_POLL
-        while True:
-            lease = next(self._ids) if bounded else ""
+        while pending:
+            n = min(len(pending), _BATCH)
+            leases = [next(self._ids) for _ in range(n)] if bounded else []
             self._slot_freed.clear()
-            status, wait = await self._ask(lease)
-            if status == _GRANTED:
-                return lease, wait
+            status, wait, m = await self._ask(n, leases)
             if status == _PAUSED:
                 await asyncio.sleep(wait)
-            else:  # every slot taken: until one of ours frees, or a poll
+                continue
+            if status == _FULL:  # until one of ours frees, or a poll
                 await _until_set(self._slot_freed, poll)
                 poll = min(poll * 2, _LAST_POLL)
+                continue
+            poll = _FIRST_POLL
+            start = loop.time() + wait
+            for i in range(m):
+                lease = leases[i] if bounded else ""
+                while pending and pending[0].done():  # cancelled meanwhile
+                    pending.popleft()
+                if pending:
+                    pending.popleft().set_result((lease, start + i * spacing))
+                elif lease:
+                    self._background(self._free(lease))
+            ahead = start + (m - 1) * spacing - _AHEAD - loop.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
 
-    async def _ask(self, lease: str) -> tuple[int, float]:
-        """Run the acquire script: its status and the seconds to wait."""
-        args = (self._spacing_us, self.max_in_flight or 0, self._lease_us, lease)
-        # In a task of its own: a cancelled acquire leaves the call to finish
-        # (within *timeout*) rather than cut it off inside redis-py, where
-        # Python 3.11 can lose the cancellation.
-        call = asyncio.get_running_loop().create_task(
-            self._call(lambda: self._acquire_script(keys=self._keys, args=args))
-        )
-        call.add_done_callback(_retrieved)
-        self._tasks.add(call)
-        call.add_done_callback(self._tasks.discard)
+    async def _ask(self, n: int, leases: list[str]) -> tuple[int, float, int]:
+        """Run the acquire script: its status, the seconds to wait, how many."""
+        args: list[int | str] = [
+            self._spacing_us,
+            self.max_in_flight or 0,
+            self._lease_us,
+            n,
+            *leases,
+        ]
         try:
-            status, wait_us = await asyncio.shield(call)
+            status, wait_us, granted = await self._call(
+                lambda: self._acquire_script(keys=self._keys, args=args)
+            )
         except BaseException:
-            if lease:  # the script may have leased a slot that nobody holds
-                self._background(self._free(lease, after=call))
+            # The script may have leased slots that nobody holds.
+            for lease in leases:
+                self._background(self._free(lease))
             raise
-        return int(status), int(wait_us) / 1e6
+        return int(status), int(wait_us) / 1e6, int(granted)
 
     def _drop_one(self, throttled: float | None = None) -> None:
         """Give back one slot this process holds, local ones first."""
@@ -441,9 +505,7 @@ class RedisBudget:
                     )
                 )
 
-    async def _free(self, lease: str, after: asyncio.Task[Any] | None = None) -> None:
-        if after is not None:
-            await asyncio.wait([after])
+    async def _free(self, lease: str) -> None:
         with contextlib.suppress(_Unreachable):
             await self._call(lambda: self._redis.zrem(self._keys[2], lease))
         self._slot_freed.set()
@@ -480,7 +542,7 @@ class RedisBudget:
             try:
                 async with asyncio.timeout(self.timeout):
                     result = await call()
-            except (RedisError, OSError, TimeoutError) as error:
+            except Exception as error:  # any failure of Redis: use the fallback
                 self._went_down(error)
                 raise _Unreachable from error
         if self._down_until is not None:
@@ -522,12 +584,6 @@ async def _until_set(event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait([waiter], timeout=seconds)
     finally:
         waiter.cancel()
-
-
-def _retrieved(task: asyncio.Task[Any]) -> None:
-    """Mark a call's failure as seen, when its caller was cancelled meanwhile."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _client(url_or_client: object, timeout: float) -> aioredis.Redis:

@@ -164,10 +164,14 @@ class Settings:
     @classmethod
     def of(cls, options: WatchOptions) -> Settings:
         """Check *options* (a typo is a TypeError, as for any keyword)."""
+        if not options:
+            return _DEFAULT_SETTINGS  # frozen: one for every watch with no options
         unknown = set(options) - WATCH_OPTIONS
         if unknown:
             raise TypeError(f"unexpected watch option(s): {', '.join(sorted(unknown))}")
-        policy = options.get("policy") or WatchPolicy()
+        # The default policy is built once: its 14 checked fields cost more
+        # than the rest of a watch's setup.
+        policy = options.get("policy") or _DEFAULT_POLICY
         if not isinstance(policy, WatchPolicy):
             raise InvalidRequestError(
                 "policy", f"must be a WatchPolicy, not {policy!r}"
@@ -182,6 +186,16 @@ class Settings:
             on_status=options.get("on_status"),
             tool_handler=options.get("tool_handler"),
         )
+
+
+_DEFAULT_POLICY = WatchPolicy()
+_DEFAULT_SETTINGS = Settings(
+    timeout=_DEFAULT_POLICY.deadline,
+    cancel_on_timeout=False,
+    policy=_DEFAULT_POLICY,
+    on_status=None,
+    tool_handler=None,
+)
 
 
 class RunCalls(Protocol):

@@ -11,7 +11,7 @@ from typing import Protocol, Self, Unpack
 
 import attrs
 
-from . import _observe
+from . import _observe, _wheel
 from ._retry import RetryPolicy
 from ._tools import serve_tool_calls
 from ._watch_core import (
@@ -173,7 +173,10 @@ class RunWatcher:
         thread_id: The thread that was run.
         run_id: The run to watch.
         clock: The monotonic clock, for tests.
-        sleep: The sleep, for tests.
+        sleep: The sleep, for tests; by default the watch sleeps on a timer
+            wheel shared by every watch of the event loop (a 25 ms grid, so
+            thousands of watches wake, and poll, in batches; never early,
+            never past the deadline).
         **options: The [WatchOptions][openai_runs.WatchOptions]: *timeout*,
             *cancel_on_timeout*, *policy*, *on_status*, *tool_handler*.
 
@@ -199,7 +202,7 @@ class RunWatcher:
         run_id: str,
         *,
         clock: Clock = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         **options: Unpack[WatchOptions],
     ) -> None:
         self._settings = Settings.of(options)
@@ -350,7 +353,13 @@ class RunWatcher:
                         raise action.error
                     return
                 if isinstance(action, Sleep):
-                    await self._sleep(max(action.until - clock(), 0.0))
+                    now = clock()
+                    if self._sleep is None:
+                        await _wheel.sleep(
+                            action.until - now, limit=machine.limit - now
+                        )
+                    else:
+                        await self._sleep(max(action.until - now, 0.0))
                 elif isinstance(action, Serve):
                     await serve(self._settings, machine, action, clock)
                 elif await send(runs, machine, action, clock):

@@ -751,3 +751,21 @@ def test_verbose_counts_the_attempts_of_a_watch(
     assert "-> 200 in" in lines[1]
     assert "(attempt 2," in lines[1]
     assert all("(attempt 1," in line for line in lines[2:])
+
+
+def test_commands_but_serve_and_demo_start_without_the_emulator() -> None:
+    """The command line imports the emulator (and aiohttp.web) only for serve and demo."""
+    check = (
+        "import sys, openai_runs._cli\n"
+        "loaded = [m for m in ('openai_runs.testing', 'aiohttp.web') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=child_env(),
+    )
+    assert result.returncode == 0, result.stderr

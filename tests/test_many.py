@@ -102,6 +102,44 @@ def test_requests_in_flight_stay_within_the_bound() -> None:
     assert asyncio.run(main()) == 3
 
 
+def test_due_runs_wait_on_the_heap_not_in_tasks() -> None:
+    """Runs due at once beyond the budget's max_in_flight get no task of their
+    own: a task waiting for the budget holds a coroutine stack, a future and
+    timers (the watch_many memory per run that grew after the watch core)."""
+    slow = Reply("in_progress", delay=0.02)
+    scripts = {f"run_{i}": run_of(slow, "completed") for i in range(60)}
+    peak = 0
+
+    async def main() -> None:
+        nonlocal peak
+        budget = LocalBudget(max_in_flight=3)
+        async with serve(scripts, budget=budget) as (client, _):
+            pairs = [("thread_1", r) for r in scripts]
+            policy = attrs.evolve(FAST, initial=0.001)  # all due at once
+            base = len(client_tasks())
+
+            async def sample() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, len(client_tasks()) - base)
+                    await asyncio.sleep(0)
+
+            sampler = asyncio.create_task(sample())
+            try:
+                results = [
+                    r async for r in client.runs.watch_many(pairs, policy=policy)
+                ]
+            finally:
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
+            assert len(results) == 60
+            assert all(r.ok for r in results)
+
+    asyncio.run(main())
+    # The sampler, watch_many's feeder and at most 3 request tasks.
+    assert 0 < peak <= 5
+
+
 def test_polls_per_second_are_capped() -> None:
     """The budget's max_requests_per_second spaces the requests out."""
     scripts = {f"run_{i}": run_of("completed") for i in range(10)}

@@ -6,7 +6,10 @@
 
 Each one retrieves a run, fetches a page of steps, iterates all steps, and
 watches many runs: with its default policy (what users get) or with one fixed
-1 s cadence (the same work for all, for CPU per poll).
+1 s cadence (the same work for all, for CPU per poll). ``watch`` is each
+client's best way to watch many runs (``watch_many`` for this package);
+``watch_tasks`` is one polling task per run under ``asyncio.gather`` (this
+package's ``runs.poll``), the way most users write it.
 """
 
 # ruff: noqa: PLC0415 - each client loads its SDK only when it is measured
@@ -70,6 +73,26 @@ class OpenAIRunsClient:
             if result.ok:
                 detected[result.run_id] = time.monotonic()
 
+    async def watch_tasks(
+        self, thread_id: str, run_ids: list[str], *, fixed: bool, detected: Detected
+    ) -> None:
+        """One `runs.poll` task per run under `asyncio.gather`, as most users write it."""
+        policy = None
+        if fixed:
+            policy = self._m.WatchPolicy(
+                initial=FIXED_INTERVAL,
+                multiplier=1.0,
+                maximum=FIXED_INTERVAL,
+                jitter=0.0,
+            )
+        runs = self.client.runs
+
+        async def one(run_id: str) -> None:
+            await runs.poll(thread_id, run_id, policy=policy)
+            detected[run_id] = time.monotonic()
+
+        await asyncio.gather(*(one(run_id) for run_id in run_ids))
+
     async def aclose(self) -> None:
         await self.client.aclose()
 
@@ -111,6 +134,8 @@ class OpenAIClient:
             detected[run_id] = time.monotonic()
 
         await asyncio.gather(*(one(run_id) for run_id in run_ids))
+
+    watch_tasks = watch  # its watch already is one `poll` task per run
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -174,6 +199,8 @@ class RawAiohttpClient:
                 )
 
         await asyncio.gather(*(one(run_id) for run_id in run_ids))
+
+    watch_tasks = watch  # one polling task per run
 
     async def aclose(self) -> None:
         await self.session.close()

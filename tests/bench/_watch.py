@@ -1,6 +1,8 @@
 """One watch measurement in a fresh process, so its peak RSS is its own.
 
-``python _watch.py URL CLIENT N FIXED SEED CAP`` prints one JSON object.
+``python _watch.py URL CLIENT N FIXED SEED CAP [MODE]`` prints one JSON object;
+MODE is ``many`` (each client's ``watch``, the default) or ``tasks`` (one
+polling task per run: ``watch_tasks``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from _clients import CLIENTS
 
 
 async def measure(
-    url: str, name: str, n: int, fixed: bool, seed: int, cap: float
+    url: str, name: str, n: int, fixed: bool, seed: int, cap: float, mode: str
 ) -> dict[str, object]:
     rng = random.Random(seed)
     durations = [rng.uniform(0.5, 3.0) for _ in range(n)]
     client = CLIENTS[name](url + "/v1")
     try:
-        return await _measure(client, url, name, n, fixed, durations, cap)
+        record = await _measure(client, url, name, n, fixed, durations, cap, mode)
+        record["mode"] = mode
+        return record
     finally:
         await client.aclose()
 
@@ -41,7 +45,9 @@ async def _measure(
     fixed: bool,
     durations: list[float],
     cap: float,
+    mode: str,
 ) -> dict[str, object]:
+    watch = client.watch_tasks if mode == "tasks" else client.watch
     async with aiohttp.ClientSession() as control:
         # A first watch of two runs that have already ended opens the
         # connection, loads lazily imported modules and lets each client
@@ -51,7 +57,7 @@ async def _measure(
             url + "/bench/runs", json={"durations": [0.0, 0.0]}
         ) as resp:
             warm = await resp.json()
-        await client.watch(warm["thread_id"], warm["run_ids"], fixed=fixed, detected={})
+        await watch(warm["thread_id"], warm["run_ids"], fixed=fixed, detected={})
         gc.collect()
         rss0 = psutil.Process().memory_info().rss
         _reset_peak()
@@ -67,7 +73,7 @@ async def _measure(
         capped = False
         try:
             async with asyncio.timeout(cap):
-                await client.watch(
+                await watch(
                     batch["thread_id"], batch["run_ids"], fixed=fixed, detected=detected
                 )
         except TimeoutError:
@@ -93,6 +99,7 @@ async def _measure(
         "rss_base_mib": rss0 / 2**20,
         "rss_peak_mib": peak / 2**20,
         "kib_per_run": max(peak - rss0, 0) / 1024 / n,
+        "rss_growth_mib": max(peak - rss0, 0) / 2**20,
         "latency_p50": _pct(latencies, 0.5),
         "latency_p99": _pct(latencies, 0.99),
     }
@@ -123,8 +130,9 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def main() -> None:
     url, name, n, fixed, seed, cap = sys.argv[1:7]
+    mode = sys.argv[7] if len(sys.argv) > 7 else "many"
     result = asyncio.run(
-        measure(url, name, int(n), fixed == "1", int(seed), float(cap))
+        measure(url, name, int(n), fixed == "1", int(seed), float(cap), mode)
     )
     print(json.dumps(result))
 
