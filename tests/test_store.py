@@ -305,11 +305,13 @@ def test_a_worker_that_lost_its_claim_cannot_record_the_end(
     """After a takeover, the old holder's writes are refused; the new one's land."""
 
     async def main() -> None:
-        store = make_store(lease=0.05)
+        # A lease a loaded machine cannot outlast between two calls (0.05 s
+        # could lapse before the second add); then wait it out.
+        store = make_store(lease=0.5)
         ref: RunKey = ("thread_1", "run_1", None)
         assert await store.add("slow", [ref]) == [True]
         assert await store.add("eager", [ref]) == [False]  # held, lease live
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.55)
         claim = await store.claim("eager", 10)
         assert claim.runs == [ref]
         end = RunUpdate(thread_id="thread_1", run_id="run_1", ended=True)

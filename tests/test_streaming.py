@@ -368,7 +368,10 @@ def test_caller_cancel_without_the_flag_leaves_the_run() -> None:
                 await stream.until_done()
 
         task = asyncio.create_task(read())
-        await asyncio.sleep(0.2)
+        # The run seen, however slowly (a fixed 0.2 s could pass first).
+        async with asyncio.timeout(10):
+            while stream.current_run is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
