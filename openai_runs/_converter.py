@@ -120,8 +120,13 @@ def _model_unstructure_hook(
     cl: type, converter: cattrs.Converter
 ) -> Callable[[Any], dict[str, Any]]:
     """Unstructure *cl*, writing `extra` back beside the known keys."""
+    absent: dict[str, Any] = {
+        a.name: override(omit_if_default=True)
+        for a in attrs.fields(cl)
+        if a.metadata.get("openai_runs.absent_if_none")
+    }
     base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
-        cl, converter, extra=override(omit=True)
+        cl, converter, extra=override(omit=True), **absent
     )
 
     def unstructure(obj: Any) -> dict[str, Any]:

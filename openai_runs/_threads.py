@@ -497,7 +497,7 @@ def _check_attachments(param: str, attachments: object) -> None:
         if not isinstance(attachment, Attachment):
             raise InvalidRequestError(param, f"{attachment!r} is not an Attachment")
         check_id(f"{param}.file_id", attachment.file_id)
-        for tool in attachment.tools:
+        for tool in attachment.tools or ():
             if not isinstance(tool, CodeInterpreterTool | FileSearchTool):
                 raise InvalidRequestError(
                     f"{param}.tools",

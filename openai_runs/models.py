@@ -157,6 +157,11 @@ __all__ = [
 T = TypeVar("T")
 
 
+_ABSENT_IF_NONE = {"openai_runs.absent_if_none": True}
+"""Field metadata: a key the schema does not require and does not let be
+null. *None* stands for the key left out, and unstructures to no key."""
+
+
 def _extra() -> Any:
     """Keys the API sent that this version has no field for."""
     return attrs.field(factory=dict, kw_only=True, repr=False)
@@ -1092,10 +1097,21 @@ MessageContent = TextContent | ImageFileContent | ImageUrlContent
 
 @attrs.frozen(kw_only=True)
 class Attachment:
-    """A file attached to a message, and the tools that may read it."""
+    """A file attached to a message, and the tools that may read it.
 
-    file_id: str
-    tools: list[CodeInterpreterTool | FileSearchTool]
+    Attributes:
+        file_id: The file. Required in what you send; the API's schema lets
+            an answer leave it out (*None* then).
+        tools: The tools that may read the file; *None* when an answer
+            leaves them out.
+
+    A key an answer leaves out stays out when the attachment is unstructured.
+    """
+
+    file_id: str | None = attrs.field(default=None, metadata=_ABSENT_IF_NONE)
+    tools: list[CodeInterpreterTool | FileSearchTool] | None = attrs.field(
+        default=None, metadata=_ABSENT_IF_NONE
+    )
     extra: dict[str, Any] = _extra()
 
 

@@ -341,3 +341,15 @@ def test_thread_tool_resources_are_kept_as_sent() -> None:
 
     assert thread.tool_resources == payload["tool_resources"]
     assert converter.unstructure(thread) == payload
+
+
+def test_an_attachment_without_its_optional_keys_parses_and_round_trips() -> None:
+    """The schema requires neither file_id nor tools of a message's attachment: {} parses, and stays {}."""
+    payload = {**MESSAGE, "attachments": [{}, {"file_id": "file_1"}]}
+    message = converter.structure(copy.deepcopy(payload), Message)
+    assert message.attachments is not None
+    assert [(a.file_id, a.tools) for a in message.attachments] == [
+        (None, None),
+        ("file_1", None),
+    ]
+    assert converter.unstructure(message)["attachments"] == [{}, {"file_id": "file_1"}]
